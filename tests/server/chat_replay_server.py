@@ -19,7 +19,14 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-__all__ = ["ChatReplayServer", "Reply", "ReceivedRequest", "sse_body"]
+__all__ = [
+    "ChatReplayServer",
+    "ReceivedRequest",
+    "Reply",
+    "chat_chunk",
+    "python_call_body",
+    "sse_body",
+]
 
 
 @dataclass(frozen=True)
@@ -57,6 +64,38 @@ def sse_body(chunks: Iterable[dict[str, Any]], *, done: bool = True) -> bytes:
     if done:
         lines.append("data: [DONE]\n\n")
     return "".join(lines).encode()
+
+
+def chat_chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+    """One ``chat.completion.chunk`` with a single choice."""
+    return {
+        "object": "chat.completion.chunk",
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+    }
+
+
+def python_call_body(code: str, pieces: int = 3, usage: dict[str, int] | None = None) -> bytes:
+    """A streamed ``python`` tool call whose JSON arguments arrive in ``pieces`` fragments."""
+    encoded = json.dumps({"code": code})
+    size = -(-len(encoded) // pieces)
+    head = {"index": 0, "id": "call_py", "type": "function"}
+    deltas = [
+        chat_chunk(
+            {
+                "role": "assistant",
+                "tool_calls": [{**head, "function": {"name": "python", "arguments": ""}}],
+            }
+        )
+    ]
+    for start in range(0, len(encoded), size):
+        fragment = encoded[start : start + size]
+        deltas.append(
+            chat_chunk({"tool_calls": [{"index": 0, "function": {"arguments": fragment}}]})
+        )
+    deltas.append(chat_chunk({}, "tool_calls"))
+    if usage is not None:
+        deltas.append({"object": "chat.completion.chunk", "choices": [], "usage": usage})
+    return sse_body(deltas)
 
 
 @dataclass
@@ -104,6 +143,9 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     script: _Script
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client closing its kept-alive connection is not an error worth printing."""
+
 
 class ChatReplayServer:
     """A real HTTP server on 127.0.0.1 in a background thread (a context manager)."""
@@ -111,7 +153,7 @@ class ChatReplayServer:
     def __init__(self, replies: Sequence[Reply]) -> None:
         self._server = _Server(("127.0.0.1", 0), _Handler)
         self._server.script = _Script(list(replies))
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self._serve, daemon=True)
 
     @property
     def base_url(self) -> str:
@@ -121,6 +163,9 @@ class ChatReplayServer:
     @property
     def requests(self) -> list[ReceivedRequest]:
         return self._server.script.requests
+
+    def _serve(self) -> None:
+        self._server.serve_forever(poll_interval=0.05)
 
     def __enter__(self) -> ChatReplayServer:
         self._thread.start()

@@ -1,0 +1,97 @@
+"""The Starlette app: Assistants API v2 routes under ``/v1``.
+
+>>> app = create_app(ServerConfig(data_dir=Path("data"), token="t"))  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Mount
+
+from asst_magic.server import routes_assistants, routes_runs, routes_threads
+from asst_magic.server.config import ServerConfig
+from asst_magic.server.engine import RunEngine, recover_interrupted_runs
+from asst_magic.server.errors import APIError, error_body
+from asst_magic.server.guard import Guard
+from asst_magic.server.ids import new_token
+from asst_magic.server.models import ModelRegistry, default_registry
+from asst_magic.server.sandbox import Sandbox
+from asst_magic.server.state import ServerState
+from asst_magic.server.store import Store
+
+__all__ = ["create_app"]
+
+log = logging.getLogger(__name__)
+
+
+def create_app(
+    config: ServerConfig,
+    *,
+    sandbox: Sandbox | None = None,
+    models: ModelRegistry | None = None,
+) -> Starlette:
+    """The server app over ``config.data_dir``; it closes ``sandbox`` and ``models`` on shutdown.
+
+    ``sandbox=None`` serves without a code interpreter (its calls fail their
+    run); ``models`` defaults to ``default_registry(config)``.
+    """
+    store = Store(config.data_dir)
+    recovered = recover_interrupted_runs(store, ServerState.now())
+    if recovered:
+        log.warning("marked %d run(s) interrupted by the last shutdown as failed", recovered)
+    registry = models or default_registry(config)
+    engine = RunEngine(store, registry, sandbox, config)
+    state = ServerState(config, store, engine, config.token or new_token())
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await engine.aclose()
+            await registry.aclose()
+            if sandbox is not None:
+                await sandbox.aclose()
+            store.close()
+
+    routes = routes_runs.routes + routes_threads.routes + routes_assistants.routes
+    app = Starlette(
+        routes=[Mount("/v1", routes=routes)],
+        middleware=[Middleware(Guard, token=state.token, max_body_bytes=config.max_body_bytes)],
+        exception_handlers={
+            APIError: _api_error,
+            HTTPException: _http_error,
+            Exception: _server_error,
+        },
+        lifespan=lifespan,
+    )
+    app.state.server = state
+    return app
+
+
+async def _api_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, APIError)
+    return JSONResponse(exc.body(), status_code=exc.status)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code in (404, 405):
+        message = f"Invalid URL ({request.method} {request.url.path})"
+    else:
+        message = str(exc.detail)
+    return JSONResponse(error_body(message), status_code=exc.status_code)
+
+
+async def _server_error(request: Request, exc: Exception) -> Response:
+    log.error("internal error serving %s %s", request.method, request.url.path, exc_info=exc)
+    body = error_body(f"The local server hit an internal error: {exc!r}", type="server_error")
+    return JSONResponse(body, status_code=500)

@@ -1,0 +1,160 @@
+"""``asst-magic serve``: run the local Assistants API server in the foreground."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+from asst_magic.server.config import ServerConfig
+from asst_magic.server.ids import new_token
+from asst_magic.server.launch import (
+    MODEL_KEY_ENV,
+    TOKEN_ENV,
+    base_url,
+    bind,
+    default_sandbox,
+    make_server,
+)
+
+__all__ = ["build_parser", "main", "model_settings"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``asst-magic`` argument parser."""
+    parser = argparse.ArgumentParser(prog="asst-magic", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the local Assistants API v2 server")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback)")
+    serve.add_argument("--port", type=int, default=0, help="port; 0 picks a free one")
+    serve.add_argument(
+        "--data-dir", type=Path, default=None, help="where data is kept (default: user data dir)"
+    )
+    serve.add_argument(
+        "--token", default=None, help=f"bearer token (default: ${TOKEN_ENV}, else random)"
+    )
+    serve.add_argument(
+        "--cassette", type=Path, action="append", default=[], help="replay cassette (repeatable)"
+    )
+    serve.add_argument("--max-body-bytes", type=int, default=32 * 1024 * 1024)
+    serve.add_argument("--code-timeout", type=float, default=120.0)
+    serve.add_argument("--no-code-interpreter", action="store_true")
+    _add_model_arguments(serve)
+    serve.add_argument("--watch-parent", type=int, default=None, help=argparse.SUPPRESS)
+    return parser
+
+
+def _add_model_arguments(serve: argparse.ArgumentParser) -> None:
+    model = serve.add_argument_group(
+        "live model", "a Chat Completions endpoint for every model name except 'replay'"
+    )
+    model.add_argument(
+        "--model-url",
+        default=None,
+        help="its base URL, e.g. http://127.0.0.1:11434/v1 (default: $ASST_MAGIC_MODEL_URL, "
+        "else $AZURE_OPENAI_ENDPOINT, else OpenAI when $OPENAI_API_KEY is set)",
+    )
+    model.add_argument(
+        "--model", default=None, help="the endpoint's model (default: $ASST_MAGIC_MODEL)"
+    )
+    model.add_argument(
+        "--model-api-key",
+        default=None,
+        help=f"its API key (default: ${MODEL_KEY_ENV}; prefer the variable: "
+        "arguments are visible to other users)",
+    )
+    model.add_argument("--azure-api-version", default=None, help="for an Azure OpenAI endpoint")
+    model.add_argument(
+        "--context-tokens", type=int, default=None, help="drop the oldest turns beyond this"
+    )
+    model.add_argument(
+        "--record-cassette",
+        type=Path,
+        default=None,
+        help="append every live model turn to this replay cassette",
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``asst-magic`` command."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    token = args.token or os.environ.get(TOKEN_ENV)
+    model = model_settings(args, os.environ)
+    if args.record_cassette is not None and model.get("model_url") is None:
+        parser.error(
+            "--record-cassette records a live model: also give --model-url "
+            "(or set ASST_MAGIC_MODEL_URL)"
+        )
+    config = ServerConfig(
+        data_dir=args.data_dir or Path(platformdirs.user_data_dir("asst-magic")),
+        host=args.host,
+        port=args.port,
+        token=token,
+        cassettes=tuple(args.cassette),
+        max_body_bytes=args.max_body_bytes,
+        code_timeout=args.code_timeout,
+        code_interpreter=not args.no_code_interpreter,
+        context_tokens=args.context_tokens,
+        record_cassette=args.record_cassette,
+        **model,
+    )
+    return serve(config, announce_token=token is None, watch_parent=args.watch_parent)
+
+
+def model_settings(args: argparse.Namespace, environ: Mapping[str, str]) -> dict[str, Any]:
+    """The live-model ``ServerConfig`` fields: flags first, then the environment."""
+    from asst_magic.server.models.chat import endpoint_from_env
+
+    if args.model_url:
+        url, version = args.model_url, args.azure_api_version
+        key = args.model_api_key or environ.get(MODEL_KEY_ENV) or None
+        name = args.model or environ.get("ASST_MAGIC_MODEL", "")
+    else:
+        endpoint = endpoint_from_env(environ)
+        if endpoint is None:
+            return {"model": args.model or ""}
+        url, key = endpoint.base_url, args.model_api_key or endpoint.api_key
+        name = args.model or endpoint.model
+        version = args.azure_api_version or endpoint.azure_api_version
+    return {"model_url": url, "model": name, "model_api_key": key, "azure_api_version": version}
+
+
+def serve(config: ServerConfig, *, announce_token: bool, watch_parent: int | None) -> int:
+    """Serve until interrupted; the first stdout line is the base URL."""
+    if config.token is None:
+        config = replace(config, token=new_token())
+    sock = bind(config.host, config.port)
+
+    def ready() -> None:
+        print(base_url(sock), flush=True)
+        if announce_token:
+            print(f"token: {config.token}", flush=True)
+
+    server = make_server(config, ready, sandbox=default_sandbox(config))
+    if watch_parent is not None:
+        _watch_parent(watch_parent, server)
+    server.run(sockets=[sock])
+    return 0
+
+
+def _watch_parent(parent: int, server: object) -> None:
+    """Stop serving when the process that spawned us is gone (its child is re-parented)."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            threading.Event().wait(0.5)
+        server.should_exit = True  # type: ignore[attr-defined]
+
+    threading.Thread(target=watch, name="asst-magic-parent-watch", daemon=True).start()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,35 @@
+"""Settings for one local server start."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = ["ServerConfig"]
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Where the server keeps its data, where it listens, and its limits.
+
+    ``token`` is random per start when ``None`` (the launch handle reports it).
+    ``code_interpreter=False`` starts without a sandbox: code_interpreter calls
+    then fail their run with a clear ``last_error``.
+    """
+
+    data_dir: Path
+    host: str = "127.0.0.1"
+    port: int = 0
+    token: str | None = None
+    cassettes: tuple[Path, ...] = ()
+    max_body_bytes: int = 32 * 1024 * 1024
+    code_timeout: float = 120.0
+    code_interpreter: bool = True
+    poll_after_ms: int = 100
+    run_expiry_seconds: int = 600
+    model_url: str | None = None
+    model: str = ""
+    model_api_key: str | None = field(default=None, repr=False)
+    azure_api_version: str | None = None
+    context_tokens: int | None = None
+    record_cassette: Path | None = None

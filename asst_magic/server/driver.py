@@ -1,0 +1,255 @@
+"""One run's life: turns of the model, tool calls, and the run's status changes.
+
+Every status change is committed to the store before the event announcing it
+is pushed to the listening response (if any).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from asst_magic.server import objects
+from asst_magic.server.models import ModelRegistry
+from asst_magic.server.models.base import (
+    ModelError,
+    TextChunk,
+    ToolCallChunk,
+    ToolCallStart,
+    TurnEnd,
+    Usage,
+)
+from asst_magic.server.sandbox import Sandbox
+from asst_magic.server.steps import MessageWriter, RunContext, ToolCall, ToolStepWriter
+from asst_magic.server.streams import EventStream, closing
+from asst_magic.server.tooling import CodeRunner, ToolFailure, build_request
+from asst_magic.sse import encode_error
+
+__all__ = ["RunDriver"]
+
+log = logging.getLogger(__name__)
+Obj = dict[str, Any]
+
+_YIELD_EVERY = 64  # chunks between yields to the event loop, so other requests get served
+
+
+class RunDriver:
+    """Drives one run from queued to requires_action or a terminal status."""
+
+    def __init__(self, ctx: RunContext, models: ModelRegistry, sandbox: Sandbox | None) -> None:
+        self.ctx = ctx
+        self.models = models
+        self.code = CodeRunner(ctx, sandbox)
+        self.turn_index = 0
+        self.prompt_tokens = 0
+        self.completion_tokens = 0
+        self.task: asyncio.Task[None] | None = None
+        self.cancel_requested = False
+        self.started = False
+        self.pending: ToolStepWriter | None = None  # the step waiting for tool outputs
+        self._message: MessageWriter | None = None
+        self._tools: ToolStepWriter | None = None
+        self._images: list[str] = []
+
+    @property
+    def run(self) -> Obj:
+        """The run object as last committed."""
+        return self.ctx.run
+
+    def attach(self, stream: EventStream | None) -> None:
+        """Send this run's events to ``stream`` from now on."""
+        self.ctx.stream = stream
+
+    def set_status(self, status: str, event: bool = True, **fields: Any) -> None:
+        """Commit a new run status (and fields), then announce it."""
+        self.run.update(status=status, **fields)
+        self.ctx.store.put("run", self.run)
+        if event:
+            self.ctx.emit(f"thread.run.{status}", self.run)
+
+    async def drive(self) -> None:
+        """The task body: turns until the run pauses or ends; never raises for run errors."""
+        self.started = True
+        try:
+            if self.cancel_requested:
+                self._end("cancelled", cancelled_at=self.ctx.now())
+                return
+            self.set_status("in_progress", started_at=self.ctx.now())
+            while await self._turn():
+                self.turn_index += 1
+        except asyncio.CancelledError:
+            if not self.cancel_requested:
+                raise
+            self._end("cancelled", cancelled_at=self.ctx.now())
+        except ModelError as exc:
+            self._fail(exc.code, str(exc))
+        except ToolFailure as exc:
+            self._fail("server_error", str(exc))
+        except Exception as exc:  # a bug of ours: record it, tell the client, keep serving
+            log.exception("run %s crashed", self.run["id"])
+            self._fail("server_error", f"The local server hit an internal error: {exc!r}")
+            self.ctx.push(encode_error(f"internal error in run {self.run['id']}: {exc!r}"))
+        finally:
+            self._close_stream()
+
+    async def _turn(self) -> bool:
+        """One model turn; True when another turn should follow."""
+        model = self.models.resolve(self.run["model"])
+        request = build_request(self.ctx, self.turn_index)
+        end = TurnEnd()
+        self._tools = None
+        async with closing(model.turn(request)) as chunks:
+            count = 0
+            async for chunk in chunks:
+                end = self._take(chunk) or end
+                count += 1
+                if count % _YIELD_EVERY == 0:
+                    await self._breathe()
+        return await self._after_turn(end)
+
+    def _take(self, chunk: object) -> TurnEnd | None:
+        match chunk:
+            case TextChunk(text=text):
+                self._open_message().append(text)
+            case ToolCallStart(index=index, type=kind, name=name):
+                self._close_message_early()
+                self._open_tools().start(index, kind, name)
+            case ToolCallChunk(index=index, text=text):
+                self._open_tools().append(index, text)
+            case TurnEnd():
+                return chunk
+            case _:
+                raise TypeError(f"model yielded {chunk!r}")
+        return None
+
+    async def _breathe(self) -> None:
+        stream = self.ctx.stream
+        if stream is not None:
+            await stream.room()
+        await asyncio.sleep(0)
+
+    async def _after_turn(self, end: TurnEnd) -> bool:
+        usage = self._count(end.usage)
+        tools = self._tools
+        if end.finish == "length":
+            self._finish_message("incomplete", usage)
+            self._end("incomplete", incomplete_details={"reason": "max_completion_tokens"})
+            return False
+        if tools is None or not tools.calls:
+            self._finish_message("completed", usage)
+            self._end("completed", completed_at=self.ctx.now())
+            return False
+        tools.usage = usage
+        await self._run_code(tools)
+        functions = [c for c in tools.calls if c.type == "function"]
+        if functions:
+            self._require_action(tools, functions)
+            return False
+        tools.finish("completed")
+        return True
+
+    async def _run_code(self, tools: ToolStepWriter) -> None:
+        for call in tools.calls:
+            if call.type == "code_interpreter":
+                try:
+                    self._images += await self.code.execute(tools, call)
+                except ToolFailure as exc:
+                    tools.finish("failed", {"code": "server_error", "message": str(exc)})
+                    self._tools = None
+                    raise
+
+    def _require_action(self, tools: ToolStepWriter, functions: list[ToolCall]) -> None:
+        tools.sync()
+        self.pending = tools
+        self._tools = None
+        action = {"tool_calls": [c.required() for c in functions]}
+        with self.ctx.store.transaction():
+            self.ctx.store.put("step", tools.step)
+            self.set_status(
+                "requires_action",
+                event=False,
+                required_action={"type": "submit_tool_outputs", "submit_tool_outputs": action},
+            )
+        self.ctx.emit("thread.run.requires_action", self.run)
+
+    def resume(self, outputs: dict[str, str]) -> None:
+        """Record submitted tool outputs, complete their step, and queue the run again."""
+        tools = self.pending
+        assert tools is not None
+        self.pending = None
+        for call in tools.calls:
+            if call.id in outputs:
+                call.output = outputs[call.id]
+        tools.finish("completed")
+        self.set_status("queued", required_action=None)
+        self.turn_index += 1
+
+    def _open_message(self) -> MessageWriter:
+        if self._message is None:
+            self._message = MessageWriter(self.ctx, self._images)
+            self._images = []
+            self._message.open()
+        return self._message
+
+    def _close_message_early(self) -> None:
+        if self._message is not None:
+            self._finish_message("completed", objects.usage_object(0, 0))
+
+    def _finish_message(self, status: str, usage: Obj | None) -> None:
+        if self._message is None and self._images and status == "completed":
+            self._open_message()
+        writer, self._message = self._message, None
+        if writer is None:
+            return
+        annotations = self.code.annotations(writer.text) if status == "completed" else []
+        if annotations:
+            writer.annotate(annotations)
+        writer.finish(status, usage, annotations)
+
+    def _open_tools(self) -> ToolStepWriter:
+        if self._tools is None:
+            self._tools = ToolStepWriter(self.ctx)
+            self._tools.open()
+        return self._tools
+
+    def _count(self, usage: Usage | None) -> Obj:
+        usage = usage or Usage()
+        self.prompt_tokens += usage.prompt_tokens
+        self.completion_tokens += usage.completion_tokens
+        return objects.usage_object(usage.prompt_tokens, usage.completion_tokens)
+
+    def _fail(self, code: str, message: str) -> None:
+        error = {"code": code, "message": message}
+        self.run["last_error"] = error
+        self._end("failed", failed_at=self.ctx.now(), last_error=error)
+
+    def _end(self, status: str, **fields: Any) -> None:
+        """Close whatever is open, then commit and announce the run's final status."""
+        if status in ("failed", "cancelled", "expired"):
+            self._abandon(status, fields.get("last_error"))
+        usage = objects.usage_object(self.prompt_tokens, self.completion_tokens)
+        if status == "completed":
+            fields["expires_at"] = None
+        self.set_status(status, usage=usage, required_action=None, **fields)
+
+    def _abandon(self, status: str, last_error: Obj | None) -> None:
+        """Mark the open message incomplete and open steps as ``status``."""
+        step_status = {"failed": "failed", "cancelled": "cancelled"}.get(status, "expired")
+        reason = {"failed": "run_failed", "cancelled": "run_cancelled"}.get(status, "run_expired")
+        writer, self._message = self._message, None
+        if writer is not None:
+            writer.finish("incomplete", None, step_status=step_status, reason=reason)
+        for tools in (self._tools, self.pending):
+            if tools is not None and tools.step["status"] == "in_progress":
+                tools.finish(step_status, last_error)
+        self._tools = self.pending = None
+
+    def _close_stream(self) -> None:
+        if self.ctx.stream is not None:
+            self.ctx.stream.close()
+            self.ctx.stream = None
+
+    def end_now(self, status: str, **fields: Any) -> None:
+        """End a run that has no task (waiting for tool outputs): cancel or expire it."""
+        self._end(status, **fields)

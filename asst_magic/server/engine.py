@@ -1,0 +1,159 @@
+"""The run engine: starts runs as background tasks, resumes, cancels and expires them.
+
+A run's task is independent of the HTTP response that asked for it: when a
+streaming client goes away the run keeps going to its end, as OpenAI's do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any
+
+from asst_magic.server.config import ServerConfig
+from asst_magic.server.driver import RunDriver
+from asst_magic.server.models import ModelRegistry
+from asst_magic.server.objects import ACTIVE_RUN_STATUSES
+from asst_magic.server.sandbox import Sandbox
+from asst_magic.server.steps import RunContext
+from asst_magic.server.store import Store
+from asst_magic.server.streams import EventStream
+
+__all__ = ["RunEngine", "recover_interrupted_runs"]
+
+Obj = dict[str, Any]
+
+
+class RunEngine:
+    """Owns every active run of one server."""
+
+    def __init__(
+        self,
+        store: Store,
+        models: ModelRegistry,
+        sandbox: Sandbox | None,
+        config: ServerConfig,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.models = models
+        self.sandbox = sandbox
+        self.config = config
+        self.clock = clock
+        self._drivers: dict[str, RunDriver] = {}
+        self._timers: dict[str, asyncio.TimerHandle] = {}
+
+    def start(self, run: Obj, stream: EventStream | None, thread: Obj | None = None) -> None:
+        """Announce a committed, queued run (and its new thread) and start driving it."""
+        ctx = RunContext(run, self.store, stream, self.clock)
+        driver = RunDriver(ctx, self.models, self.sandbox)
+        self._drivers[run["id"]] = driver
+        if thread is not None:
+            ctx.emit("thread.created", thread)
+        ctx.emit("thread.run.created", run)
+        ctx.emit("thread.run.queued", run)
+        self._launch(driver)
+
+    def submit(self, run_id: str, outputs: dict[str, str], stream: EventStream | None) -> Obj:
+        """Continue a run waiting for tool outputs; returns the (queued) run."""
+        driver = self._drivers[run_id]
+        self._cancel_timer(run_id)
+        driver.attach(stream)
+        driver.resume(outputs)
+        snapshot = dict(driver.run)
+        self._launch(driver)
+        return snapshot
+
+    def cancel(self, run_id: str) -> Obj:
+        """Cancel an active run: ``cancelling`` now, ``cancelled`` once its task stops."""
+        driver = self._drivers[run_id]
+        if driver.task is None:  # waiting for tool outputs: nothing is running
+            self._cancel_timer(run_id)
+            driver.end_now("cancelled", cancelled_at=driver.ctx.now())
+            self._drivers.pop(run_id, None)
+            return dict(driver.run)
+        driver.cancel_requested = True
+        driver.set_status("cancelling", event=False)
+        if driver.started:
+            driver.task.cancel()
+        return dict(driver.run)
+
+    def has(self, run_id: str) -> bool:
+        """Whether ``run_id`` is active in this process."""
+        return run_id in self._drivers
+
+    async def aclose(self) -> None:
+        """Stop every task (their runs are recovered as interrupted at the next start)."""
+        for handle in self._timers.values():
+            handle.cancel()
+        self._timers.clear()
+        tasks = [d.task for d in self._drivers.values() if d.task is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._drivers.clear()
+
+    def _launch(self, driver: RunDriver) -> None:
+        driver.task = asyncio.get_running_loop().create_task(self._drive(driver))
+
+    async def _drive(self, driver: RunDriver) -> None:
+        try:
+            await driver.drive()
+        finally:
+            driver.task = None
+            run_id = driver.run["id"]
+            if driver.run["status"] == "requires_action":
+                self._timers[run_id] = asyncio.get_running_loop().call_later(
+                    max(0.0, driver.run["expires_at"] - self.clock()), self._expire, run_id
+                )
+            else:
+                self._drivers.pop(run_id, None)
+
+    def _expire(self, run_id: str) -> None:
+        self._timers.pop(run_id, None)
+        driver = self._drivers.pop(run_id, None)
+        if driver is not None and driver.run["status"] == "requires_action":
+            driver.end_now("expired")
+
+    def _cancel_timer(self, run_id: str) -> None:
+        handle = self._timers.pop(run_id, None)
+        if handle is not None:
+            handle.cancel()
+
+
+def recover_interrupted_runs(store: Store, now: int) -> int:
+    """Mark runs left active by a server that died as failed (or expired); returns how many."""
+    runs = store.select("run", statuses=ACTIVE_RUN_STATUSES)
+    with store.transaction():
+        for run in runs:
+            _end_interrupted(store, run, now)
+        for step in store.select("step", statuses=("in_progress",)):
+            step.update(status="failed", failed_at=now, last_error=_interrupted(step["status"]))
+            store.put("step", step)
+        for message in store.select("message", statuses=("in_progress",)):
+            message.update(
+                status="incomplete", incomplete_at=now, incomplete_details={"reason": "run_failed"}
+            )
+            store.put("message", message)
+    return len(runs)
+
+
+def _end_interrupted(store: Store, run: Obj, now: int) -> None:
+    waiting = run["status"] == "requires_action"
+    run.update(
+        status="expired" if waiting else "failed",
+        last_error=_interrupted(run["status"]),
+        required_action=None,
+    )
+    if not waiting:
+        run["failed_at"] = now
+    store.put("run", run)
+
+
+def _interrupted(status: str) -> Obj:
+    return {
+        "code": "server_error",
+        "message": f"The local server stopped while this run was {status}, so it cannot "
+        "continue. Create a new run on the thread.",
+    }

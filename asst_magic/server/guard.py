@@ -1,0 +1,74 @@
+"""ASGI middleware in front of every route: bearer-token check and the body-size limit."""
+
+from __future__ import annotations
+
+import hmac
+import json
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from asst_magic.server.errors import APIError, payload_too_large, unauthorized
+
+__all__ = ["Guard"]
+
+
+class Guard:
+    """Rejects requests without the server's token (401) or over the size limit (413)."""
+
+    def __init__(self, app: ASGIApp, *, token: str, max_body_bytes: int) -> None:
+        self.app = app
+        self._token = token.encode()
+        self._limit = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        problem = self._auth_problem(headers.get(b"authorization"))
+        if problem is None and int(headers.get(b"content-length", b"0") or 0) > self._limit:
+            problem = payload_too_large(self._limit)
+        if problem is not None:
+            await _drain(receive)  # read the body first so the client sees the response
+            await _send_error(send, problem)
+            return
+        await self.app(scope, self._limited(receive), send)
+
+    def _auth_problem(self, header: bytes | None) -> APIError | None:
+        if header is None:
+            return unauthorized("You didn't provide an API key (no Authorization header).")
+        scheme, _, value = header.partition(b" ")
+        if scheme.lower() != b"bearer" or not hmac.compare_digest(value.strip(), self._token):
+            return unauthorized("Incorrect API key provided.")
+        return None
+
+    def _limited(self, receive: Receive) -> Receive:
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self._limit:
+                raise payload_too_large(self._limit)
+            return message
+
+        return limited
+
+
+async def _drain(receive: Receive) -> None:
+    while True:
+        message = await receive()
+        if message["type"] != "http.request" or not message.get("more_body"):
+            return
+
+
+async def _send_error(send: Send, error: APIError) -> None:
+    body = json.dumps(error.body()).encode()
+    headers: list[Any] = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+    ]
+    await send({"type": "http.response.start", "status": error.status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,253 @@
+"""Start the local server in a background thread or a subprocess, and stop it cleanly.
+
+>>> with start_in_thread(ServerConfig(data_dir=Path("data"))) as handle:  # doctest: +SKIP
+...     client = openai.OpenAI(base_url=handle.base_url, api_key=handle.token)
+"""
+
+from __future__ import annotations
+
+import os
+import selectors
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from types import TracebackType
+from typing import Any
+
+import uvicorn
+
+from asst_magic.server.config import ServerConfig
+from asst_magic.server.ids import new_token
+from asst_magic.server.models import ModelRegistry
+from asst_magic.server.sandbox import Sandbox
+
+__all__ = [
+    "MODEL_KEY_ENV",
+    "TOKEN_ENV",
+    "ServerHandle",
+    "bind",
+    "default_sandbox",
+    "make_server",
+    "spawn",
+    "start_in_thread",
+]
+
+TOKEN_ENV = "ASST_MAGIC_TOKEN"
+MODEL_KEY_ENV = "ASST_MAGIC_MODEL_API_KEY"
+_START_TIMEOUT = 60.0
+_DEFAULT: Any = object()
+
+
+class ServerHandle:
+    """A running server: its ``base_url`` and ``token``; ``stop()`` ends it."""
+
+    def __init__(
+        self, base_url: str, token: str, stopper: Callable[[], None], pid: int | None = None
+    ) -> None:
+        self.base_url = base_url
+        self.token = token
+        self.pid = pid  # the subprocess's pid (None when running in a thread)
+        self._stopper: Callable[[], None] | None = stopper
+
+    def stop(self) -> None:
+        """Stop the server and wait for it; idempotent."""
+        stopper, self._stopper = self._stopper, None
+        if stopper is not None:
+            stopper()
+
+    def __enter__(self) -> ServerHandle:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        return f"ServerHandle(base_url={self.base_url!r})"
+
+
+class _Server(uvicorn.Server):
+    """A uvicorn server that reports when it is listening."""
+
+    def __init__(self, config: uvicorn.Config, on_ready: Callable[[], None]) -> None:
+        super().__init__(config)
+        self._on_ready = on_ready
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started:
+            self._on_ready()
+
+
+def default_sandbox(config: ServerConfig) -> Sandbox | None:
+    """The code interpreter for ``config``: ``kernels.create_sandbox(config)`` when available."""
+    if not config.code_interpreter:
+        return None
+    try:
+        from asst_magic.server import kernels
+    except ImportError:
+        return None
+    factory = getattr(kernels, "create_sandbox", None)
+    if factory is not None:
+        sandbox: Sandbox = factory(config)
+        return sandbox
+    return kernels.KernelSandbox(config.data_dir / "sandbox", timeout=config.code_timeout)
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening-ready socket on ``host:port`` (port 0 picks a free one)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    return sock
+
+
+def base_url(sock: socket.socket) -> str:
+    """``http://HOST:PORT/v1`` for a bound socket."""
+    host, port = sock.getsockname()[:2]
+    return f"http://{f'[{host}]' if ':' in host else host}:{port}/v1"
+
+
+def make_server(
+    config: ServerConfig,
+    on_ready: Callable[[], None],
+    *,
+    sandbox: Sandbox | None,
+    models: ModelRegistry | None = None,
+) -> uvicorn.Server:
+    """A uvicorn server for the app (quiet logs; streams get 2 s to finish at shutdown)."""
+    from asst_magic.server.app import create_app
+
+    app = create_app(config, sandbox=sandbox, models=models)
+    uv_config = uvicorn.Config(
+        app, log_level="warning", access_log=False, lifespan="on", timeout_graceful_shutdown=2
+    )
+    return _Server(uv_config, on_ready)
+
+
+def start_in_thread(
+    config: ServerConfig,
+    *,
+    sandbox: Sandbox | None = _DEFAULT,
+    models: ModelRegistry | None = None,
+) -> ServerHandle:
+    """Serve from a daemon thread of this process; returns once listening."""
+    config = replace(config, token=config.token or new_token())
+    if sandbox is _DEFAULT:
+        sandbox = default_sandbox(config)
+    sock = bind(config.host, config.port)
+    ready = threading.Event()
+    server = make_server(config, ready.set, sandbox=sandbox, models=models)
+    thread = threading.Thread(
+        target=server.run, kwargs={"sockets": [sock]}, name="asst-magic-server", daemon=True
+    )
+    thread.start()
+    while not ready.wait(0.05):
+        if not thread.is_alive():
+            sock.close()
+            raise RuntimeError("The local assistant server failed to start; see the log above.")
+
+    def stop() -> None:
+        server.should_exit = True
+        thread.join()
+        sock.close()
+
+    assert config.token is not None
+    return ServerHandle(base_url(sock), config.token, stop)
+
+
+def spawn(config: ServerConfig) -> ServerHandle:
+    """Serve from a ``python -m asst_magic.server`` subprocess that exits if this one dies."""
+    token = config.token or new_token()
+    proc = subprocess.Popen(
+        _command(config),
+        stdout=subprocess.PIPE,
+        env=_environment(config, token),
+        start_new_session=True,
+    )
+    try:
+        url = _first_line(proc)
+    except BaseException:
+        _terminate(proc)
+        raise
+
+    def stop() -> None:
+        _terminate(proc)
+
+    return ServerHandle(url, token, stop, pid=proc.pid)
+
+
+def _command(config: ServerConfig) -> list[str]:
+    cmd = [sys.executable, "-m", "asst_magic.server", "serve", "--host", config.host]
+    cmd += ["--port", str(config.port), "--data-dir", str(config.data_dir)]
+    cmd += ["--max-body-bytes", str(config.max_body_bytes)]
+    cmd += ["--code-timeout", str(config.code_timeout), "--watch-parent", str(os.getpid())]
+    for cassette in config.cassettes:
+        cmd += ["--cassette", str(cassette)]
+    if not config.code_interpreter:
+        cmd.append("--no-code-interpreter")
+    return cmd + _model_arguments(config)
+
+
+def _model_arguments(config: ServerConfig) -> list[str]:
+    """The live-model flags; the API key travels in the environment (argv is public)."""
+    cmd: list[str] = []
+    if config.model_url:
+        cmd += ["--model-url", config.model_url]
+    if config.model:
+        cmd += ["--model", config.model]
+    if config.azure_api_version:
+        cmd += ["--azure-api-version", config.azure_api_version]
+    if config.context_tokens is not None:
+        cmd += ["--context-tokens", str(config.context_tokens)]
+    if config.record_cassette is not None:
+        cmd += ["--record-cassette", str(config.record_cassette)]
+    return cmd
+
+
+def _environment(config: ServerConfig, token: str) -> dict[str, str]:
+    env = {**os.environ, TOKEN_ENV: token}
+    if config.model_api_key:
+        env[MODEL_KEY_ENV] = config.model_api_key
+    elif config.model_url:
+        # A key in our environment belongs to the URL there, not to this explicit one.
+        env.pop(MODEL_KEY_ENV, None)
+    return env
+
+
+def _first_line(proc: subprocess.Popen[bytes]) -> str:
+    assert proc.stdout is not None
+    buffer = b""
+    deadline = time.monotonic() + _START_TIMEOUT
+    with selectors.DefaultSelector() as selector:
+        selector.register(proc.stdout, selectors.EVENT_READ)
+        while b"\n" not in buffer:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not selector.select(remaining):
+                raise RuntimeError("The local assistant server did not start within 60 s.")
+            chunk = os.read(proc.stdout.fileno(), 4096)
+            if not chunk:
+                raise RuntimeError(
+                    f"The local assistant server exited at start (code {proc.wait()}); "
+                    "see its error output above."
+                )
+            buffer += chunk
+    return buffer.split(b"\n", 1)[0].decode().strip()
+
+
+def _terminate(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    if proc.stdout is not None:
+        proc.stdout.close()

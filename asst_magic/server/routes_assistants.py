@@ -1,0 +1,151 @@
+"""Routes for assistants and files."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.datastructures import UploadFile
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from asst_magic.server.errors import bad_request
+from asst_magic.server.ids import new_id
+from asst_magic.server.objects import assistant_object, deleted_object, list_object
+from asst_magic.server.state import state_of
+from asst_magic.server.validate import (
+    json_body,
+    optional_str,
+    page_params,
+    parse_metadata,
+    parse_tools,
+    require_str,
+)
+
+__all__ = ["routes"]
+
+Obj = dict[str, Any]
+
+_ASSISTANT_FIELDS = (
+    "name",
+    "description",
+    "instructions",
+    "temperature",
+    "top_p",
+    "reasoning_effort",
+    "tool_resources",
+    "response_format",
+)
+
+
+def _assistant_fields(body: Obj) -> Obj:
+    for name in ("name", "description", "instructions"):
+        optional_str(body, name)
+    fields = {k: body[k] for k in _ASSISTANT_FIELDS if k in body}
+    tools = parse_tools(body)
+    if tools is not None:
+        fields["tools"] = tools
+    if "metadata" in body:
+        fields["metadata"] = parse_metadata(body) or {}
+    return fields
+
+
+async def create_assistant(request: Request) -> Response:
+    state = state_of(request)
+    body = await json_body(request)
+    model = require_str(body, "model")
+    fields = _assistant_fields(body)
+    assistant = assistant_object(new_id("asst_"), state.now(), {**fields, "model": model})
+    state.store.put("assistant", assistant)
+    return state.json(assistant)
+
+
+async def retrieve_assistant(request: Request) -> Response:
+    state = state_of(request)
+    return state.json(state.require("assistant", request.path_params["assistant_id"]))
+
+
+async def update_assistant(request: Request) -> Response:
+    state = state_of(request)
+    assistant = state.require("assistant", request.path_params["assistant_id"])
+    body = await json_body(request)
+    fields = _assistant_fields(body)
+    if "model" in body:
+        fields["model"] = require_str(body, "model")
+    assistant.update(fields)
+    state.store.put("assistant", assistant)
+    return state.json(assistant)
+
+
+async def delete_assistant(request: Request) -> Response:
+    state = state_of(request)
+    assistant = state.require("assistant", request.path_params["assistant_id"])
+    state.store.delete(assistant["id"])
+    return state.json(deleted_object(assistant["id"], "assistant.deleted"))
+
+
+async def list_assistants(request: Request) -> Response:
+    state = state_of(request)
+    items, more = state.store.page("assistant", **page_params(request))
+    return state.json(list_object(items, more))
+
+
+async def upload_file(request: Request) -> Response:
+    state = state_of(request)
+    async with request.form(max_part_size=state.config.max_body_bytes) as form:
+        upload, purpose = form.get("file"), form.get("purpose")
+        if not isinstance(upload, UploadFile):
+            raise bad_request(
+                "Missing required parameter: 'file'.", "file", code="missing_required_parameter"
+            )
+        if not isinstance(purpose, str) or not purpose:
+            raise bad_request(
+                "Missing required parameter: 'purpose'.", "purpose", "missing_required_parameter"
+            )
+        data = await upload.read()
+        name = upload.filename or "upload"
+    file = state.store.add_file(data, name, purpose, state.now())
+    return state.json(file)
+
+
+async def retrieve_file(request: Request) -> Response:
+    state = state_of(request)
+    return state.json(state.require("file", request.path_params["file_id"]))
+
+
+async def delete_file(request: Request) -> Response:
+    state = state_of(request)
+    file = state.require("file", request.path_params["file_id"])
+    state.store.delete_file(file["id"])
+    return state.json(deleted_object(file["id"], "file"))
+
+
+async def file_content(request: Request) -> Response:
+    state = state_of(request)
+    file = state.require("file", request.path_params["file_id"])
+    data = state.store.file_path(file["id"]).read_bytes()
+    return Response(data, media_type="application/octet-stream")
+
+
+async def list_files(request: Request) -> Response:
+    state = state_of(request)
+    params = page_params(request)
+    items, more = state.store.page("file", **params)
+    purpose = request.query_params.get("purpose")
+    if purpose:
+        items = [f for f in items if f["purpose"] == purpose]
+    return state.json(list_object(items, more))
+
+
+routes = [
+    Route("/assistants", create_assistant, methods=["POST"]),
+    Route("/assistants", list_assistants, methods=["GET"]),
+    Route("/assistants/{assistant_id}", retrieve_assistant, methods=["GET"]),
+    Route("/assistants/{assistant_id}", update_assistant, methods=["POST"]),
+    Route("/assistants/{assistant_id}", delete_assistant, methods=["DELETE"]),
+    Route("/files", upload_file, methods=["POST"]),
+    Route("/files", list_files, methods=["GET"]),
+    Route("/files/{file_id}", retrieve_file, methods=["GET"]),
+    Route("/files/{file_id}", delete_file, methods=["DELETE"]),
+    Route("/files/{file_id}/content", file_content, methods=["GET"]),
+]

@@ -1,0 +1,188 @@
+"""Routes for runs (including create-and-run) and run steps."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
+
+from asst_magic.server.errors import bad_request, not_found
+from asst_magic.server.ids import new_id
+from asst_magic.server.objects import ACTIVE_RUN_STATUSES, list_object, run_object
+from asst_magic.server.routes_threads import new_thread, parse_messages
+from asst_magic.server.state import SSE_HEADERS, ServerState, state_of
+from asst_magic.server.streams import EventStream
+from asst_magic.server.validate import (
+    json_body,
+    optional_str,
+    page_params,
+    parse_metadata,
+    parse_tools,
+    require_str,
+)
+
+__all__ = ["routes"]
+
+Obj = dict[str, Any]
+
+
+def _new_run(state: ServerState, thread_id: str, body: Obj) -> Obj:
+    assistant = state.require("assistant", require_str(body, "assistant_id"))
+    for name in ("model", "instructions", "additional_instructions"):
+        optional_str(body, name)
+    fields = dict(body)
+    fields["tools"] = parse_tools(body)
+    fields["metadata"] = parse_metadata(body)
+    now = state.now()
+    expires = now + state.config.run_expiry_seconds
+    return run_object(new_id("run_"), thread_id, now, assistant, fields, expires)
+
+
+async def create_run(request: Request) -> Response:
+    state = state_of(request)
+    thread = state.require("thread", request.path_params["thread_id"])
+    body = await json_body(request)
+    run = _new_run(state, thread["id"], body)
+    extra = parse_messages(
+        state, thread["id"], body.get("additional_messages"), "additional_messages"
+    )
+    state.ensure_idle(thread["id"])
+    with state.store.transaction():
+        for message in extra:
+            state.store.put("message", message)
+        state.store.put("run", run)
+    return state.run_response(run, bool(body.get("stream")))
+
+
+async def create_thread_and_run(request: Request) -> Response:
+    state = state_of(request)
+    body = await json_body(request)
+    raw_thread = body.get("thread") or {}
+    if not isinstance(raw_thread, dict):
+        raise bad_request(
+            "Invalid type for 'thread': expected an object.", "thread", "invalid_type"
+        )
+    thread, messages = new_thread(state, raw_thread)
+    run = _new_run(state, thread["id"], body)
+    thread_event = {**thread, "tool_resources": thread["tool_resources"] or _empty_resources()}
+    with state.store.transaction():
+        state.store.put("thread", thread)
+        for message in messages:
+            state.store.put("message", message)
+        state.store.put("run", run)
+    return state.run_response(run, bool(body.get("stream")), thread_event)
+
+
+def _empty_resources() -> Obj:
+    return {"code_interpreter": {"file_ids": []}}
+
+
+def _run_of(request: Request) -> tuple[ServerState, Obj]:
+    state = state_of(request)
+    thread = state.require("thread", request.path_params["thread_id"])
+    return state, state.require("run", request.path_params["run_id"], thread["id"])
+
+
+async def retrieve_run(request: Request) -> Response:
+    state, run = _run_of(request)
+    return state.json(run, poll=True)
+
+
+async def update_run(request: Request) -> Response:
+    state, run = _run_of(request)
+    body = await json_body(request)
+    if "metadata" in body:
+        run["metadata"] = parse_metadata(body) or {}
+        state.store.put("run", run)
+    return state.json(run)
+
+
+async def list_runs(request: Request) -> Response:
+    state = state_of(request)
+    thread = state.require("thread", request.path_params["thread_id"])
+    items, more = state.store.page("run", thread_id=thread["id"], **page_params(request))
+    return state.json(list_object(items, more))
+
+
+async def cancel_run(request: Request) -> Response:
+    state, run = _run_of(request)
+    if run["status"] not in ACTIVE_RUN_STATUSES or run["status"] == "cancelling":
+        raise bad_request(f"Cannot cancel run with status '{run['status']}'.")
+    if not state.engine.has(run["id"]):
+        raise bad_request(f"Run {run['id']} is not active on this server.")
+    return state.json(state.engine.cancel(run["id"]), poll=True)
+
+
+async def submit_tool_outputs(request: Request) -> Response:
+    state, run = _run_of(request)
+    body = await json_body(request)
+    if run["status"] != "requires_action" or not state.engine.has(run["id"]):
+        raise bad_request(f'Runs in status "{run["status"]}" do not accept tool outputs.')
+    outputs = _tool_outputs(run, body.get("tool_outputs"))
+    if not body.get("stream"):
+        return state.json(state.engine.submit(run["id"], outputs, None), poll=True)
+    events = EventStream()
+    state.engine.submit(run["id"], outputs, events)
+    return StreamingResponse(events, headers=SSE_HEADERS)
+
+
+def _tool_outputs(run: Obj, raw: Any) -> dict[str, str]:
+    if not isinstance(raw, list):
+        raise bad_request(
+            "Missing required parameter: 'tool_outputs'.",
+            "tool_outputs",
+            code="missing_required_parameter",
+        )
+    expected = [c["id"] for c in run["required_action"]["submit_tool_outputs"]["tool_calls"]]
+    outputs: dict[str, str] = {}
+    for i, item in enumerate(raw):
+        call_id = item.get("tool_call_id") if isinstance(item, dict) else None
+        if not isinstance(call_id, str) or call_id not in expected or call_id in outputs:
+            raise bad_request(
+                f"Invalid 'tool_outputs[{i}].tool_call_id': {call_id!r} is not one of the "
+                f"run's pending tool calls {expected} (or was given twice).",
+                f"tool_outputs[{i}].tool_call_id",
+                code="invalid_value",
+            )
+        output = item.get("output")
+        outputs[call_id] = output if isinstance(output, str) else ""
+    if set(outputs) != set(expected):
+        raise bad_request(
+            f"Expected tool outputs for call_ids {expected}, got {list(outputs)}",
+            "tool_outputs",
+        )
+    return outputs
+
+
+async def list_steps(request: Request) -> Response:
+    state, run = _run_of(request)
+    items, more = state.store.page("step", run_id=run["id"], **page_params(request))
+    return state.json(list_object(items, more))
+
+
+async def retrieve_step(request: Request) -> Response:
+    state, run = _run_of(request)
+    step_id = request.path_params["step_id"]
+    step = state.store.get("step", step_id)
+    if step is None or step["run_id"] != run["id"]:
+        raise not_found("run step", step_id)
+    return state.json(step)
+
+
+routes = [
+    Route("/threads/runs", create_thread_and_run, methods=["POST"]),
+    Route("/threads/{thread_id}/runs", create_run, methods=["POST"]),
+    Route("/threads/{thread_id}/runs", list_runs, methods=["GET"]),
+    Route("/threads/{thread_id}/runs/{run_id}", retrieve_run, methods=["GET"]),
+    Route("/threads/{thread_id}/runs/{run_id}", update_run, methods=["POST"]),
+    Route("/threads/{thread_id}/runs/{run_id}/cancel", cancel_run, methods=["POST"]),
+    Route(
+        "/threads/{thread_id}/runs/{run_id}/submit_tool_outputs",
+        submit_tool_outputs,
+        methods=["POST"],
+    ),
+    Route("/threads/{thread_id}/runs/{run_id}/steps", list_steps, methods=["GET"]),
+    Route("/threads/{thread_id}/runs/{run_id}/steps/{step_id}", retrieve_step, methods=["GET"]),
+]

@@ -1,0 +1,259 @@
+"""Writers for a run's steps: the assistant message being streamed, and a tool-call step.
+
+Each writer creates its objects (committed before their ``created`` events),
+streams deltas shaped as OpenAI's, and finishes its objects in one commit
+before the events announcing the finish.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from asst_magic.server import objects
+from asst_magic.server.ids import new_id
+from asst_magic.server.store import Store
+from asst_magic.server.streams import SLOT, DeltaTemplate, EventStream
+from asst_magic.sse import encode_event
+
+__all__ = ["MessageWriter", "RunContext", "ToolCall", "ToolStepWriter"]
+
+Obj = dict[str, Any]
+
+
+@dataclass
+class RunContext:
+    """What every writer of one run shares: the run, the store, the current response stream."""
+
+    run: Obj
+    store: Store
+    stream: EventStream | None = None
+    clock: Callable[[], float] = time.time
+
+    def now(self) -> int:
+        """Seconds since the epoch, as API timestamps are."""
+        return int(self.clock())
+
+    def emit(self, event: str, data: Obj) -> None:
+        """Send one event to the listening response, if any."""
+        if self.stream is not None:
+            self.stream.push(encode_event(event, data))
+
+    def push(self, chunk: bytes) -> None:
+        """Send one pre-encoded event."""
+        if self.stream is not None:
+            self.stream.push(chunk)
+
+
+class MessageWriter:
+    """A ``message_creation`` step and its assistant message, streamed as text arrives."""
+
+    def __init__(self, ctx: RunContext, image_file_ids: list[str]) -> None:
+        self.ctx = ctx
+        run, now = ctx.run, ctx.now()
+        message_id = new_id("msg_")
+        self.step = objects.step_object(
+            new_id("step_"),
+            run,
+            now,
+            "message_creation",
+            {"message_creation": {"message_id": message_id}},
+        )
+        self.message = objects.message_object(
+            message_id,
+            run["thread_id"],
+            now,
+            role="assistant",
+            content=[],
+            status="in_progress",
+            assistant_id=run["assistant_id"],
+            run_id=run["id"],
+        )
+        self.images = [{"type": "image_file", "image_file": {"file_id": f}} for f in image_file_ids]
+        self.text_index = len(self.images)
+        self.parts: list[str] = []
+        self._later = DeltaTemplate("thread.message.delta", self._delta({"value": SLOT}))
+
+    def open(self) -> None:
+        """Commit the step and message, then announce them (and any images)."""
+        with self.ctx.store.transaction():
+            self.ctx.store.put("step", self.step)
+            self.ctx.store.put("message", self.message)
+        for event in ("thread.run.step.created", "thread.run.step.in_progress"):
+            self.ctx.emit(event, self.step)
+        for event in ("thread.message.created", "thread.message.in_progress"):
+            self.ctx.emit(event, self.message)
+        for index, image in enumerate(self.images):
+            self.ctx.emit("thread.message.delta", self._delta_at(index, image))
+
+    def append(self, text: str) -> None:
+        """Stream one piece of text (the first piece carries ``annotations: []``)."""
+        if self.parts:
+            self.ctx.push(self._later.render(text))
+        else:
+            self.ctx.emit("thread.message.delta", self._delta({"value": text, "annotations": []}))
+        self.parts.append(text)
+
+    @property
+    def text(self) -> str:
+        """The text so far."""
+        return "".join(self.parts)
+
+    def annotate(self, annotations: list[Obj]) -> None:
+        """Stream annotations found once the text is complete."""
+        indexed = [{"index": i, **a} for i, a in enumerate(annotations)]
+        self.ctx.emit("thread.message.delta", self._delta({"annotations": indexed}))
+
+    def finish(
+        self,
+        status: str,
+        usage: Obj | None,
+        annotations: list[Obj] | None = None,
+        *,
+        step_status: str = "completed",
+        reason: str = "max_tokens",
+    ) -> None:
+        """Commit the final message and step, then announce them."""
+        now = self.ctx.now()
+        content = list(self.images)
+        if self.parts or not content:
+            content.append(objects.text_block(self.text, annotations))
+        self.message.update(content=content, status=status)
+        if status == "completed":
+            self.message["completed_at"] = now
+        else:
+            self.message.update(incomplete_at=now, incomplete_details={"reason": reason})
+        finish_step(self.step, step_status, now, usage, self.ctx.run.get("last_error"))
+        with self.ctx.store.transaction():
+            self.ctx.store.put("message", self.message)
+            self.ctx.store.put("step", self.step)
+        self.ctx.emit(f"thread.message.{status}", self.message)
+        self.ctx.emit(f"thread.run.step.{step_status}", self.step)
+
+    def _delta(self, text: Obj) -> Obj:
+        return self._delta_at(self.text_index, {"type": "text", "text": text})
+
+    def _delta_at(self, index: int, part: Obj) -> Obj:
+        return {
+            "id": self.message["id"],
+            "object": "thread.message.delta",
+            "delta": {"content": [{"index": index, **part}]},
+        }
+
+
+@dataclass
+class ToolCall:
+    """One call being streamed: code for the interpreter, or a function's arguments."""
+
+    index: int
+    type: str
+    name: str | None
+    id: str = field(default_factory=lambda: new_id("call_"))
+    pieces: list[str] = field(default_factory=list)
+    outputs: list[Obj] = field(default_factory=list)
+    output: str | None = None
+
+    @property
+    def text(self) -> str:
+        """The code, or the arguments JSON."""
+        return "".join(self.pieces)
+
+    def as_object(self) -> Obj:
+        """The call as a step's ``tool_calls`` entry."""
+        if self.type == "function":
+            function = {"name": self.name, "arguments": self.text, "output": self.output}
+            return {"id": self.id, "type": "function", "function": function}
+        interpreter = {"input": self.text, "outputs": self.outputs}
+        return {"id": self.id, "type": "code_interpreter", "code_interpreter": interpreter}
+
+    def required(self) -> Obj:
+        """The call as ``required_action.submit_tool_outputs.tool_calls`` lists it."""
+        function = {"name": self.name, "arguments": self.text}
+        return {"id": self.id, "type": "function", "function": function}
+
+
+class ToolStepWriter:
+    """A ``tool_calls`` step whose calls stream in as step deltas."""
+
+    def __init__(self, ctx: RunContext) -> None:
+        self.ctx = ctx
+        self.step = objects.step_object(
+            new_id("step_"), ctx.run, ctx.now(), "tool_calls", {"tool_calls": []}
+        )
+        self.calls: list[ToolCall] = []
+        self.usage: Obj | None = None
+
+    def open(self) -> None:
+        """Commit the step, then announce it."""
+        self.ctx.store.put("step", self.step)
+        for event in ("thread.run.step.created", "thread.run.step.in_progress"):
+            self.ctx.emit(event, self.step)
+
+    def start(self, index: int, kind: str, name: str | None) -> ToolCall:
+        """A new call: its first delta carries the id and empty fields."""
+        call = ToolCall(index, kind, name)
+        self.calls.append(call)
+        if kind == "function":
+            body: Obj = {"function": {"name": name, "arguments": "", "output": None}}
+        else:
+            body = {"code_interpreter": {"input": "", "outputs": []}}
+        self._delta({"index": index, "id": call.id, "type": kind, **body})
+        return call
+
+    def append(self, index: int, text: str) -> None:
+        """Stream a piece of code or arguments."""
+        call = self.call(index)
+        call.pieces.append(text)
+        key, field_name = (
+            ("function", "arguments") if call.type == "function" else ("code_interpreter", "input")
+        )
+        self._delta({"index": index, "type": call.type, key: {field_name: text}})
+
+    def output(self, call: ToolCall, entry: Obj, *, extend_logs: bool) -> None:
+        """Stream one code-interpreter output (logs extend the previous logs entry)."""
+        if extend_logs and call.outputs and call.outputs[-1]["type"] == "logs":
+            call.outputs[-1]["logs"] += entry["logs"]
+        else:
+            call.outputs.append(dict(entry))
+        index = len(call.outputs) - 1
+        body = {"outputs": [{"index": index, **entry}]}
+        self._delta({"index": call.index, "type": "code_interpreter", "code_interpreter": body})
+
+    def call(self, index: int) -> ToolCall:
+        """The call at ``index``."""
+        for call in self.calls:
+            if call.index == index:
+                return call
+        raise KeyError(index)
+
+    def sync(self) -> None:
+        """Put the calls as they are now into the step object (not yet committed)."""
+        self.step["step_details"]["tool_calls"] = [c.as_object() for c in self.calls]
+
+    def finish(self, status: str, last_error: Obj | None = None) -> None:
+        """Commit the finished step, then announce it."""
+        self.sync()
+        finish_step(self.step, status, self.ctx.now(), self.usage, last_error)
+        self.ctx.store.put("step", self.step)
+        self.ctx.emit(f"thread.run.step.{status}", self.step)
+
+    def _delta(self, call: Obj) -> None:
+        delta = {"step_details": {"type": "tool_calls", "tool_calls": [call]}}
+        data = {"id": self.step["id"], "object": "thread.run.step.delta", "delta": delta}
+        self.ctx.emit("thread.run.step.delta", data)
+
+
+def finish_step(
+    step: Obj, status: str, now: int, usage: Obj | None, last_error: Obj | None = None
+) -> None:
+    """Set a step's final status and the matching timestamp."""
+    step["status"] = status
+    stamp = {"completed": "completed_at", "cancelled": "cancelled_at", "failed": "failed_at"}
+    if status in stamp:
+        step[stamp[status]] = now
+    if status in ("failed", "expired"):
+        step["last_error"] = last_error
+    if status == "completed":
+        step["usage"] = usage

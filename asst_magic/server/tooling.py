@@ -1,0 +1,199 @@
+"""What a run needs around the model: the conversation it sees, and the code interpreter."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
+
+from asst_magic.server.models.base import (
+    AssistantText,
+    ConversationItem,
+    ToolCallRecord,
+    TurnRequest,
+    UserText,
+)
+from asst_magic.server.sandbox import ImageOutput, LogsOutput, Sandbox, SandboxFile
+from asst_magic.server.steps import RunContext, ToolCall, ToolStepWriter
+from asst_magic.server.streams import closing
+
+__all__ = ["CodeRunner", "ToolFailure", "build_request", "message_text", "run_options"]
+
+Obj = dict[str, Any]
+
+_SANDBOX_LINK = re.compile(r"sandbox:/mnt/data/([^\s)\]\"'<>]+)")
+
+UNAVAILABLE = (
+    "The code interpreter is unavailable on this server (it was started without a sandbox). "
+    "Start the server with the code interpreter enabled, or remove the code_interpreter tool "
+    "from the assistant."
+)
+
+
+class ToolFailure(Exception):
+    """A tool could not run; the step and the run fail with this message."""
+
+
+def build_request(ctx: RunContext, turn_index: int) -> TurnRequest:
+    """The model's view of the run: thread conversation, instructions, tools."""
+    run = ctx.run
+    return TurnRequest(
+        model=run["model"],
+        instructions=run["instructions"],
+        conversation=tuple(_conversation(ctx)),
+        tools=tuple(run["tools"]),
+        thread_id=run["thread_id"],
+        run_id=run["id"],
+        turn_index=turn_index,
+        temperature=run["temperature"],
+        max_completion_tokens=run["max_completion_tokens"],
+        options=run_options(run),
+    )
+
+
+def run_options(run: Obj) -> dict[str, Any]:
+    """The run's other settings a model may honour; API defaults are left out."""
+    options: dict[str, Any] = {"truncation": run.get("truncation_strategy")}
+    if run.get("max_prompt_tokens"):
+        options["max_prompt_tokens"] = run["max_prompt_tokens"]
+    if run.get("tool_choice") not in (None, "auto"):
+        options["tool_choice"] = run["tool_choice"]
+    if run.get("top_p") not in (None, 1.0):
+        options["top_p"] = run["top_p"]
+    if run.get("parallel_tool_calls") is False:
+        options["parallel_tool_calls"] = False
+    if isinstance(run.get("response_format"), dict):
+        options["response_format"] = run["response_format"]
+    return options
+
+
+def message_text(message: Obj) -> str:
+    """A message's text parts, joined by newlines."""
+    parts = [c["text"]["value"] for c in message["content"] if c["type"] == "text"]
+    return "\n".join(parts)
+
+
+def _conversation(ctx: RunContext) -> list[ConversationItem]:
+    items: list[ConversationItem] = []
+    for obj in ctx.store.select(("message", "step"), thread_id=ctx.run["thread_id"]):
+        if obj["object"] == "thread.message":
+            items.append(_message_item(ctx, obj))
+        elif obj["type"] == "tool_calls" and obj["status"] == "completed":
+            items.extend(_call_record(c) for c in obj["step_details"]["tool_calls"])
+    return items
+
+
+def _message_item(ctx: RunContext, message: Obj) -> ConversationItem:
+    text = message_text(message)
+    if message["role"] == "assistant":
+        return AssistantText(text)
+    names = []
+    for attachment in message["attachments"]:
+        file = ctx.store.get("file", attachment["file_id"])
+        if file is not None:
+            names.append(file["filename"])
+    return UserText(text, tuple(names))
+
+
+def _call_record(call: Obj) -> ToolCallRecord:
+    if call["type"] == "function":
+        fn = call["function"]
+        return ToolCallRecord(
+            call["id"], "function", fn["name"], fn["arguments"], fn["output"] or ""
+        )
+    code = call["code_interpreter"]
+    logs = "".join(o.get("logs", "") for o in code["outputs"])
+    return ToolCallRecord(call["id"], "code_interpreter", None, code["input"], logs)
+
+
+class CodeRunner:
+    """Runs code_interpreter calls in the sandbox and turns what comes back into outputs."""
+
+    def __init__(self, ctx: RunContext, sandbox: Sandbox | None) -> None:
+        self.ctx = ctx
+        self.sandbox = sandbox
+
+    async def execute(self, tools: ToolStepWriter, call: ToolCall) -> list[str]:
+        """Run ``call``'s code, streaming its outputs; returns the ids of image files made."""
+        if self.sandbox is None:
+            raise ToolFailure(UNAVAILABLE)
+        images: list[str] = []
+        outputs = self.sandbox.execute(self.ctx.run["thread_id"], call.text, self._files())
+        try:
+            async with closing(outputs) as stream:
+                async for output in stream:
+                    images += self._output(tools, call, output)
+        except ToolFailure:
+            raise
+        except Exception as exc:
+            raise ToolFailure(f"The code interpreter failed: {exc!r}") from exc
+        return images
+
+    def _output(self, tools: ToolStepWriter, call: ToolCall, output: object) -> list[str]:
+        if isinstance(output, LogsOutput):
+            tools.output(call, {"type": "logs", "logs": output.text}, extend_logs=True)
+            return []
+        if isinstance(output, ImageOutput):
+            name = f"code_interpreter_image_{len(call.outputs)}.png"
+            file = self.ctx.store.add_file(output.png, name, "assistants_output", self.ctx.now())
+            tools.output(
+                call, {"type": "image", "image": {"file_id": file["id"]}}, extend_logs=False
+            )
+            return [file["id"]]
+        raise ToolFailure(f"The code interpreter sent an unknown output {output!r}")
+
+    def annotations(self, text: str) -> list[Obj]:
+        """``file_path`` annotations for ``sandbox:/mnt/data/NAME`` links to files that exist."""
+        if self.sandbox is None or "sandbox:/mnt/data/" not in text:
+            return []
+        workdir = self.sandbox.workdir(self.ctx.run["thread_id"]).resolve()
+        uploaded: dict[str, str] = {}
+        found = []
+        for match in _SANDBOX_LINK.finditer(text):
+            name = unquote(match.group(1))
+            file_id = uploaded.get(name) or self._upload(workdir, name)
+            if file_id is None:
+                continue
+            uploaded[name] = file_id
+            found.append(
+                {
+                    "type": "file_path",
+                    "text": match.group(0),
+                    "start_index": match.start(),
+                    "end_index": match.end(),
+                    "file_path": {"file_id": file_id},
+                }
+            )
+        return found
+
+    def _upload(self, workdir: Path, name: str) -> str | None:
+        path = (workdir / name).resolve()
+        if not path.is_relative_to(workdir) or not path.is_file():
+            return None
+        file = self.ctx.store.add_file(
+            path.read_bytes(), path.name, "assistants_output", self.ctx.now()
+        )
+        return str(file["id"])
+
+    def _files(self) -> list[SandboxFile]:
+        ids: list[str] = []
+        assistant = self.ctx.store.get("assistant", self.ctx.run["assistant_id"]) or {}
+        thread = self.ctx.store.get("thread", self.ctx.run["thread_id"]) or {}
+        for owner in (assistant, thread):
+            resources = owner.get("tool_resources") or {}
+            ids += (resources.get("code_interpreter") or {}).get("file_ids", [])
+        for message in self.ctx.store.select("message", thread_id=self.ctx.run["thread_id"]):
+            for attachment in message["attachments"]:
+                kinds = {t.get("type") for t in attachment.get("tools", [])}
+                if "code_interpreter" in kinds:
+                    ids.append(attachment["file_id"])
+        return self._sandbox_files(dict.fromkeys(ids))
+
+    def _sandbox_files(self, ids: dict[str, None]) -> list[SandboxFile]:
+        files = []
+        for file_id in ids:
+            file = self.ctx.store.get("file", file_id)
+            if file is not None:
+                files.append(SandboxFile(file["filename"], self.ctx.store.file_path(file_id)))
+        return files

@@ -1,0 +1,171 @@
+"""Request parsing and validation, raising OpenAI-shaped 400s."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from starlette.requests import Request
+
+from asst_magic.server.errors import bad_request
+from asst_magic.server.objects import function_tool, text_block
+
+__all__ = [
+    "TOOL_TYPES",
+    "json_body",
+    "optional_str",
+    "page_params",
+    "parse_content",
+    "parse_metadata",
+    "parse_tools",
+    "require_str",
+]
+
+Obj = dict[str, Any]
+
+TOOL_TYPES = ("code_interpreter", "function", "file_search")
+
+_JSON_HINT = (
+    "We could not parse the JSON body of your request. (HINT: This likely means you aren't "
+    "using your HTTP library correctly. The API expects a JSON payload, but what was sent "
+    "was not valid JSON.)"
+)
+
+
+async def json_body(request: Request) -> Obj:
+    """The request's JSON object (an empty body is ``{}``)."""
+    raw = await request.body()
+    if not raw.strip():
+        return {}
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise bad_request(_JSON_HINT) from exc
+    if not isinstance(body, dict):
+        raise bad_request("The request body must be a JSON object.", code="invalid_type")
+    return body
+
+
+def require_str(body: Obj, name: str) -> str:
+    """A required, non-empty string field."""
+    if body.get(name) is None:
+        raise bad_request(
+            f"Missing required parameter: '{name}'.", name, code="missing_required_parameter"
+        )
+    value = optional_str(body, name)
+    if not value:
+        raise bad_request(f"Invalid '{name}': empty string.", name, code="invalid_value")
+    return value
+
+
+def optional_str(body: Obj, name: str) -> str | None:
+    """A string field that may be absent or null."""
+    value = body.get(name)
+    if value is not None and not isinstance(value, str):
+        raise bad_request(
+            f"Invalid type for '{name}': expected a string, but got {_kind(value)} instead.",
+            name,
+            code="invalid_type",
+        )
+    return value
+
+
+def parse_metadata(body: Obj, param: str = "metadata") -> Obj | None:
+    """``metadata``: at most 16 string pairs."""
+    value = body.get("metadata")
+    if value is None:
+        return None
+    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+        raise bad_request(
+            f"Invalid '{param}': expected an object of string values.", param, code="invalid_type"
+        )
+    if len(value) > 16:
+        raise bad_request(f"Invalid '{param}': at most 16 keys.", param, code="invalid_value")
+    return value
+
+
+def parse_tools(body: Obj, param: str = "tools") -> list[Obj] | None:
+    """Validated, normalized tools (function tools get OpenAI's defaults)."""
+    tools = body.get("tools")
+    if tools is None:
+        return None
+    if not isinstance(tools, list):
+        raise bad_request(f"Invalid type for '{param}': expected an array.", param, "invalid_type")
+    return [_tool(tool, f"{param}[{i}]") for i, tool in enumerate(tools)]
+
+
+def _tool(tool: Any, param: str) -> Obj:
+    kind = tool.get("type") if isinstance(tool, dict) else None
+    if kind not in TOOL_TYPES:
+        raise bad_request(
+            f"Invalid value: {json.dumps(kind)}. Supported values are: 'code_interpreter', "
+            "'function', and 'file_search'.",
+            f"{param}.type",
+            code="invalid_value",
+        )
+    if kind != "function":
+        return dict(tool)
+    function = tool.get("function")
+    if not isinstance(function, dict) or not isinstance(function.get("name"), str):
+        raise bad_request(
+            f"Missing required parameter: '{param}.function.name'.",
+            f"{param}.function.name",
+            code="missing_required_parameter",
+        )
+    return function_tool(function)
+
+
+def parse_content(content: Any, param: str) -> list[Obj]:
+    """Message content (a string, or a list of text / image parts) as content blocks."""
+    if isinstance(content, str):
+        return [text_block(content)]
+    if not isinstance(content, list) or not content:
+        raise bad_request(
+            f"Invalid '{param}': expected a string or a non-empty array of content parts.",
+            param,
+            code="invalid_type",
+        )
+    return [_part(part, f"{param}[{i}]") for i, part in enumerate(content)]
+
+
+def _part(part: Any, param: str) -> Obj:
+    kind = part.get("type") if isinstance(part, dict) else None
+    if kind == "text" and isinstance(part.get("text"), str):
+        return text_block(part["text"])
+    if kind in ("image_file", "image_url") and isinstance(part.get(kind), dict):
+        return {"type": kind, kind: dict(part[kind])}
+    raise bad_request(
+        f"Invalid content part at '{param}': expected type 'text', 'image_file' or "
+        "'image_url' with its matching field.",
+        param,
+        code="invalid_value",
+    )
+
+
+def page_params(request: Request) -> Obj:
+    """``limit`` (1-100, default 20), ``order`` (asc/desc, default desc), ``after``, ``before``."""
+    query = request.query_params
+    try:
+        limit = int(query.get("limit", "20"))
+    except ValueError:
+        limit = -1
+    if not 1 <= limit <= 100:
+        raise bad_request(
+            "Invalid 'limit': expected an integer between 1 and 100.", "limit", "invalid_value"
+        )
+    order = query.get("order", "desc")
+    if order not in ("asc", "desc"):
+        raise bad_request(
+            "Invalid 'order': expected 'asc' or 'desc'.", "order", code="invalid_value"
+        )
+    return {
+        "limit": limit,
+        "order": order,
+        "after": query.get("after"),
+        "before": query.get("before"),
+    }
+
+
+def _kind(value: Any) -> str:
+    names = {bool: "a boolean", int: "an integer", float: "a number", list: "an array"}
+    return names.get(type(value), "an object")

@@ -1,0 +1,284 @@
+"""The kernel-backed code interpreter, with real ipykernel processes (no mocks)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+
+import psutil
+import pytest
+
+from asst_magic.server.config import ServerConfig
+from asst_magic.server.kernel_outputs import strip_ansi
+from asst_magic.server.kernels import KernelSandbox, create_sandbox
+from asst_magic.server.sandbox import ImageOutput, LogsOutput, SandboxFile
+
+pytestmark = pytest.mark.anyio
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+MAX_CHARS = 5_000
+
+
+@pytest.fixture(scope="module")
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(scope="module")
+async def sandbox(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[KernelSandbox]:
+    """One sandbox shared by the tests that don't need special limits (pool of one)."""
+    box = KernelSandbox(
+        tmp_path_factory.mktemp("sandbox"), timeout=60.0, max_output_chars=MAX_CHARS
+    )
+    await box.start()
+    yield box
+    await box.aclose()
+
+
+@pytest.fixture
+async def quick(tmp_path: Path) -> AsyncIterator[KernelSandbox]:
+    """A sandbox with a 2 s timeout, a short idle time and no pool."""
+    box = KernelSandbox(tmp_path, timeout=2.0, idle_timeout=1.0, pool_size=0, preload=())
+    yield box
+    await box.aclose()
+
+
+async def run(
+    box: KernelSandbox, thread: str, code: str, files: Sequence[SandboxFile] = ()
+) -> tuple[str, list[bytes]]:
+    """Execute and return (all logs joined, the PNGs), checking outputs are well formed."""
+    logs, images = [], []
+    async for output in box.execute(thread, code, files):
+        if isinstance(output, LogsOutput):
+            logs.append(output.text)
+        else:
+            assert isinstance(output, ImageOutput)
+            images.append(output.png)
+    return "".join(logs), images
+
+
+def is_gone(pid: int, timeout: float = 10.0) -> bool:
+    """Wait for ``pid`` to end; a zombie left for init to reap counts as ended."""
+    try:
+        process = psutil.Process(pid)
+    except psutil.NoSuchProcess:
+        return True
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(psutil.TimeoutExpired):
+            process.wait(timeout=0.2)
+            return True
+        with contextlib.suppress(psutil.NoSuchProcess):
+            if process.status() == psutil.STATUS_ZOMBIE:
+                return True
+    return False
+
+
+async def test_print_and_last_expression_go_to_logs(sandbox: KernelSandbox) -> None:
+    logs, images = await run(sandbox, "t-print", "print('hello')\nx = 41\nx + 1")
+    assert logs == "hello\n42\n"
+    assert images == []
+
+
+async def test_exception_gives_traceback_without_ansi(sandbox: KernelSandbox) -> None:
+    logs, _ = await run(sandbox, "t-error", "def f():\n    return 1 / 0\nf()")
+    assert "ZeroDivisionError: division by zero" in logs
+    assert "Traceback" in logs and "return 1 / 0" in logs
+    assert "\x1b" not in logs
+    assert sandbox.last_outcome("t-error") == "completed"
+
+
+def test_strip_ansi_removes_colour_codes() -> None:
+    assert strip_ansi("\x1b[31mred\x1b[39m \x1b[1;32mgreen\x1b[0m\x1b]0;title\x07") == "red green"
+
+
+async def test_matplotlib_plots_become_png_images(sandbox: KernelSandbox) -> None:
+    code = (
+        "import matplotlib.pyplot as plt\n"
+        "plt.plot([1, 3, 2]); plt.show()\n"
+        "plt.figure(); plt.bar(['a', 'b'], [2, 5])  # shown inline at the end, no show()\n"
+    )
+    logs, images = await run(sandbox, "t-plot", code)
+    assert len(images) == 2
+    assert all(png.startswith(PNG_SIGNATURE) for png in images)
+    assert "Figure" not in logs  # the figure's text/plain stand-in is not logged
+
+
+async def test_variables_persist_in_a_thread_and_not_across(sandbox: KernelSandbox) -> None:
+    await run(sandbox, "t-a", "secret = 'a-only'")
+    logs_a, _ = await run(sandbox, "t-a", "print(secret)")
+    logs_b, _ = await run(sandbox, "t-b", "print(secret)")
+    assert logs_a == "a-only\n"
+    assert "NameError: name 'secret' is not defined" in logs_b
+
+
+async def test_files_are_readable_by_name_and_mnt_data(
+    sandbox: KernelSandbox, tmp_path: Path
+) -> None:
+    stored = tmp_path / "file-abc123"
+    stored.write_text("city,temp\nParis,21\nOslo,9\n")
+    code = (
+        "import os, pandas as pd\n"
+        "print(pd.read_csv('weather.csv').shape)\n"
+        "print(pd.read_csv('/mnt/data/weather.csv')['temp'].sum())\n"
+        "print(sorted(os.listdir('/mnt/data')), os.path.exists('/mnt/data/weather.csv'))\n"
+        "pd.DataFrame({'x': [1]}).to_csv('/mnt/data/out.csv', index=False)\n"
+    )
+    logs, _ = await run(sandbox, "t-files", code, [SandboxFile("weather.csv", stored)])
+    assert logs == "(2, 2)\n30\n['weather.csv'] True\n"
+    written = sandbox.resolve("t-files", "sandbox:/mnt/data/out.csv")
+    assert written == sandbox.workdir("t-files") / "out.csv"
+    assert written.read_text() == "x\n1\n"
+
+
+async def test_kernel_has_memory_limit_and_own_process(sandbox: KernelSandbox) -> None:
+    code = (
+        "import os, resource\n"
+        "print(resource.getrlimit(resource.RLIMIT_AS)[0], os.getpid())\n"
+        "big = bytearray(3 * 1024**3)\n"
+    )
+    logs, _ = await run(sandbox, "t-memory", code)
+    limit, pid = logs.splitlines()[0].split()
+    assert int(limit) == 2 * 1024**3
+    assert int(pid) != os.getpid()
+    assert "MemoryError" in logs
+    logs, _ = await run(sandbox, "t-memory", "print('still here')")
+    assert logs == "still here\n"
+
+
+async def test_million_line_print_is_truncated_with_marker(sandbox: KernelSandbox) -> None:
+    logs, _ = await run(sandbox, "t-flood", "for i in range(1_000_000):\n    print(i)")
+    assert logs.startswith("0\n1\n2\n")
+    assert "[output truncated: only the first 5,000 characters are shown" in logs
+    assert len(logs) < MAX_CHARS + 300
+    assert sandbox.last_outcome("t-flood") == "completed"
+
+
+async def test_error_after_truncation_is_still_named(sandbox: KernelSandbox) -> None:
+    logs, _ = await run(sandbox, "t-flood-error", "print('x' * 10**8)\nint('seven')")
+    assert "[output truncated" in logs
+    assert "ValueError: invalid literal for int() with base 10: 'seven'" in logs
+
+
+async def test_kernel_exit_is_recovered_and_says_state_lost(sandbox: KernelSandbox) -> None:
+    await run(sandbox, "t-exit", "kept = 1")
+    logs, _ = await run(sandbox, "t-exit", "import os\nos._exit(1)")
+    assert "kernel running this code died (exit code 1)" in logs
+    assert "variables and imports were lost" in logs
+    assert sandbox.last_outcome("t-exit") == "kernel_died"
+    logs, _ = await run(sandbox, "t-exit", "print('fresh')\nprint('kept' in globals())")
+    assert "previous Python kernel died (exit code 1)" in logs
+    assert logs.endswith("fresh\nFalse\n")
+
+
+async def test_infinite_loop_times_out_and_kernel_stays_usable(quick: KernelSandbox) -> None:
+    await run(quick, "t-loop", "before = 5")
+    logs, _ = await run(quick, "t-loop", "while True:\n    pass")
+    assert "Execution timed out after 2 s" in logs
+    assert quick.last_outcome("t-loop") == "timed_out"
+    logs, _ = await run(quick, "t-loop", "print(before)")
+    assert logs == "5\n"
+
+
+async def test_code_ignoring_interrupts_gets_killed_and_thread_recovers(
+    quick: KernelSandbox,
+) -> None:
+    code = "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    pass"
+    logs, _ = await run(quick, "t-stubborn", code)
+    assert "Execution timed out after 2 s and did not stop when interrupted" in logs
+    assert "variables and imports were lost" in logs
+    logs, _ = await run(quick, "t-stubborn", "print('again')")
+    assert "did not stop when interrupted after a timeout and was restarted" in logs
+    assert logs.endswith("again\n")
+
+
+async def test_close_thread_stops_its_kernel_and_deletes_files(quick: KernelSandbox) -> None:
+    await run(quick, "t-closed", "open('/mnt/data/note.txt', 'w').write('x')")
+    (pid,) = quick.kernel_pids()
+    await quick.close_thread("t-closed", delete_files=True)
+    assert is_gone(pid)
+    assert not quick.workdir("t-closed").exists()
+
+
+async def test_kernel_env_has_no_api_keys_and_own_ipython_dir(
+    quick: KernelSandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-must-not-leak")
+    code = "import os\nprint(os.environ.get('OPENAI_API_KEY'), os.environ['IPYTHONDIR'])"
+    logs, _ = await run(quick, "t-env", code)
+    assert logs == f"None {quick.root / '.ipython'}\n"
+
+
+async def test_idle_kernel_is_shut_down_and_next_run_says_so(quick: KernelSandbox) -> None:
+    await run(quick, "t-idle", "value = 1")
+    (pid,) = quick.kernel_pids()
+    assert await asyncio.to_thread(is_gone, pid)  # idle_timeout is 1 s
+    logs, _ = await run(quick, "t-idle", "print('value' in globals())")
+    assert "previous Python kernel was shut down after 1 s without use" in logs
+    assert logs.endswith("False\n")
+
+
+async def test_aclose_leaves_no_kernel_processes(tmp_path: Path) -> None:
+    box = KernelSandbox(tmp_path, pool_size=1, preload=())
+    await box.start()
+    spawn = "import subprocess\nprint(subprocess.Popen(['sleep', '600']).pid)"
+    logs, _ = await run(box, "t-one", spawn)
+    await run(box, "t-two", "print(2)")
+    await box.start()  # wait for the pool's refill too
+    pids = [*box.kernel_pids(), int(logs)]
+    assert len(pids) == 4  # two threads' kernels, the refilled pool's, the subprocess
+    await box.aclose()
+    await box.aclose()  # idempotent
+    assert [pid for pid in pids if not is_gone(pid)] == []
+
+
+ORPHAN_SCRIPT = """
+import asyncio, sys
+from pathlib import Path
+from asst_magic.server.config import ServerConfig
+from asst_magic.server.kernels import KernelSandbox, create_sandbox
+
+async def main():
+    box = KernelSandbox(Path(sys.argv[1]), pool_size=0, preload=())
+    async for _ in box.execute("t-orphan", "print(1)"):
+        pass
+    print(*box.kernel_pids(), flush=True)
+    await asyncio.Event().wait()
+
+asyncio.run(main())
+"""
+
+
+def test_kernels_exit_when_the_server_process_is_killed(tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    server = subprocess.Popen(
+        [sys.executable, "-c", ORPHAN_SCRIPT, str(tmp_path)], stdout=subprocess.PIPE, env=env
+    )
+    try:
+        assert server.stdout is not None
+        (pid,) = map(int, server.stdout.readline().split())
+    finally:
+        server.kill()
+        server.wait()
+    assert is_gone(pid)  # ipykernel polls its parent and exits with it
+
+
+def test_create_sandbox_follows_server_config(tmp_path: Path) -> None:
+    box = create_sandbox(ServerConfig(data_dir=tmp_path, code_timeout=7.5))
+    assert box.root == tmp_path.resolve() / "sandbox"
+    assert box.timeout == 7.5
+
+
+async def test_thread_ids_cannot_escape_the_root(sandbox: KernelSandbox) -> None:
+    with pytest.raises(ValueError, match="invalid thread id"):
+        sandbox.workdir("../etc")
+    assert sandbox.resolve("t-x", "/mnt/data/../../secret") is None
+    assert sandbox.resolve("t-x", "/etc/passwd") is None
+    assert sandbox.resolve("t-x", "sandbox:/mnt/data") is None
+    assert sandbox.resolve("t-x", "/mnt/data/a/b.png") == sandbox.workdir("t-x") / "a" / "b.png"
