@@ -1,0 +1,51 @@
+"""``%%assistant``: stream an assistant run live into a Jupyter notebook.
+
+>>> %load_ext asst_magic                                        # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from asst_magic.magics import AssistantMagics
+from asst_magic.result import RunResult
+
+if TYPE_CHECKING:
+    from asst_magic.functions import function
+
+__all__ = [
+    "AssistantMagics",
+    "RunResult",
+    "function",
+    "load_ipython_extension",
+    "unload_ipython_extension",
+]
+
+_MAGIC_NAMES = {"cell": ("assistant",), "line": ("asst_thread", "asst_functions")}
+
+
+def __getattr__(name: str) -> Any:
+    # The function-calling registry is imported when first used, not at load.
+    if name == "function":
+        from asst_magic.functions import function
+
+        return function
+    raise AttributeError(f"module 'asst_magic' has no attribute {name!r}")
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext asst_magic``: register the magics; nothing starts until first use."""
+    ipython.register_magics(AssistantMagics(ipython))
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    """``%unload_ext asst_magic``: stop what the magics started and remove them."""
+    manager = ipython.magics_manager
+    magics = manager.registry.pop(AssistantMagics.__name__, None)
+    if magics is not None:
+        magics.close()
+        if magics in ipython.configurables:
+            ipython.configurables.remove(magics)
+    for kind, names in _MAGIC_NAMES.items():
+        for name in names:
+            manager.magics[kind].pop(name, None)

@@ -1,0 +1,181 @@
+"""The one interface every backend offers: a run as a stream of normalized events.
+
+A backend yields ``RunEvent(name, data)``: the Assistants API stream events as
+parsed JSON (``thread.message.delta``...), plus ``client.*`` events the magic adds
+(``client.call`` for a function it runs, ``client.file`` for a fetched file).
+``Backend.stream_run`` owns the function-calling loop, so every backend has it.
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Generator, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+if TYPE_CHECKING:
+    from asst_magic.functions import CallOutcome, FunctionRegistry
+
+__all__ = ["Backend", "BackendError", "RunEvent", "RunRequest", "ThreadNotFound", "file_refs"]
+
+
+class RunEvent(NamedTuple):
+    """One stream event: its name and its decoded ``data``."""
+
+    name: str
+    data: Any
+
+
+class BackendError(Exception):
+    """A problem the user can fix; the message names it and the next step."""
+
+
+class ThreadNotFound(BackendError):
+    """The requested thread does not exist on the server."""
+
+    def __init__(self, thread_id: str) -> None:
+        super().__init__(
+            f"thread {thread_id} not found. Start a new one with `%asst_thread new` "
+            "(or `%%assistant --new`)."
+        )
+        self.thread_id = thread_id
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """What one ``%%assistant`` cell asks for; ``thread_id=None`` starts a new thread."""
+
+    message: str
+    thread_id: str | None = None
+    assistant_id: str | None = None
+    model: str | None = None
+    instructions: str | None = None
+    files: tuple[Path, ...] = ()
+    function_tools: list[dict[str, Any]] = field(default_factory=list)
+
+
+class Backend(ABC):
+    """An Assistants-compatible service, reached over HTTP."""
+
+    #: Where requests go, for error messages.
+    base_url: str = ""
+
+    @abstractmethod
+    def create_run(self, request: RunRequest) -> Iterator[RunEvent]:
+        """Post the message and start a streamed run."""
+
+    @abstractmethod
+    def submit_tool_outputs(
+        self, thread_id: str, run_id: str, outputs: list[dict[str, str]]
+    ) -> Iterator[RunEvent]:
+        """Submit function results; the run's stream continues."""
+
+    @abstractmethod
+    def cancel(self, thread_id: str, run_id: str | None) -> None:
+        """Cancel the run (or, without an id, the thread's active run) and wait for it."""
+
+    @abstractmethod
+    def fetch_file(self, file_id: str) -> RunEvent:
+        """Download a file the run produced: a ``client.file`` event."""
+
+    @abstractmethod
+    def check_thread(self, thread_id: str) -> None:
+        """Raise ``ThreadNotFound`` unless the thread exists."""
+
+    @abstractmethod
+    def create_thread(self) -> str:
+        """A new, empty thread's id."""
+
+    @abstractmethod
+    def delete_thread(self, thread_id: str) -> None:
+        """Delete a thread (best effort: used to drop a thread whose first run failed)."""
+
+    @abstractmethod
+    def history(self, thread_id: str) -> Iterator[RunEvent]:
+        """The thread's past messages and tool steps as ``*.completed`` events, in order."""
+
+    def close(self) -> None:
+        """Release what the backend started (the local server, connections)."""
+        return None
+
+    def stream_run(
+        self, request: RunRequest, registry: FunctionRegistry | None = None
+    ) -> Generator[RunEvent, None, None]:
+        """The whole run: its events, files it shows, and any rounds of function calls."""
+        stream = self.create_run(request)
+        while True:
+            required = yield from self._forward(stream)
+            if required is None:
+                return
+            outputs = yield from run_functions(required, registry)
+            stream = self.submit_tool_outputs(required["thread_id"], required["id"], outputs)
+
+    def _forward(
+        self, stream: Iterable[RunEvent]
+    ) -> Generator[RunEvent, None, dict[str, Any] | None]:
+        """Pass events on, fetch the files they show; return a ``requires_action`` run."""
+        required: dict[str, Any] | None = None
+        seen: set[str] = set()
+        for event in stream:
+            yield event
+            name = event.name
+            if name == "thread.run.requires_action":
+                required = event.data
+            elif name.endswith(".completed") and name != "thread.run.completed":
+                for file_id in file_refs(event.data):
+                    if file_id not in seen:
+                        seen.add(file_id)
+                        yield self.fetch_file(file_id)
+        return required
+
+
+def run_functions(
+    run: dict[str, Any], registry: FunctionRegistry | None
+) -> Generator[RunEvent, None, list[dict[str, str]]]:
+    """Run the calls a ``requires_action`` run asks for; return the outputs to submit."""
+    from asst_magic.functions import ToolCall, default_registry
+
+    registry = registry if registry is not None else default_registry
+    action = run.get("required_action") or {}
+    raw = (action.get("submit_tool_outputs") or {}).get("tool_calls") or []
+    calls = [ToolCall.from_dict(call) for call in raw]
+    for call in calls:
+        yield RunEvent("client.call", {"tool_call_id": call.id, "status": "running"})
+    outcomes: list[CallOutcome] = registry.execute(calls)
+    for outcome in outcomes:
+        yield RunEvent("client.call", _call_state(outcome))
+    return [outcome.to_dict() for outcome in outcomes]
+
+
+def _call_state(outcome: CallOutcome) -> dict[str, Any]:
+    status = "error" if outcome.error else "done"
+    return {
+        "tool_call_id": outcome.tool_call_id,
+        "status": status,
+        "output": outcome.output,
+        "error": outcome.error,
+    }
+
+
+def file_refs(obj: dict[str, Any]) -> list[str]:
+    """File ids a completed step or message shows: code images, image parts, file links."""
+    found: list[str] = []
+    details = obj.get("step_details") or {}
+    for call in details.get("tool_calls") or ():
+        for item in (call.get("code_interpreter") or {}).get("outputs") or ():
+            if item.get("type") == "image":
+                found.append(item["image"]["file_id"])
+    for part in obj.get("content") or ():
+        if part.get("type") == "image_file":
+            found.append(part["image_file"]["file_id"])
+        for note in (part.get("text") or {}).get("annotations") or ():
+            if note.get("type") == "file_path":
+                found.append(note["file_path"]["file_id"])
+    return found
+
+
+def dumps(value: Any) -> str:
+    """Compact JSON, as sent on the wire."""
+    return json.dumps(value, separators=(",", ":"))

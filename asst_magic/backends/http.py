@@ -1,0 +1,277 @@
+"""A backend over the ``openai`` SDK: the SDK for auth, URLs and errors, our own event path.
+
+Streams are read as raw bytes (``with_streaming_response``) and decoded with
+``SSEDecoder`` + ``json.loads``: turning every event into a pydantic model costs
+~50× more than the whole rest of the magic's event path.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from asst_magic.backends.base import Backend, BackendError, RunEvent, RunRequest, ThreadNotFound
+from asst_magic.sse import DONE, SSEDecoder
+
+if TYPE_CHECKING:
+    import openai
+
+__all__ = ["SDKBackend", "decode_events"]
+
+_ACTIVE = ("queued", "in_progress", "requires_action", "cancelling")
+_CANCEL_WAIT = 10.0
+
+
+def decode_events(chunks: Iterator[bytes]) -> Iterator[RunEvent]:
+    """Server-sent event bytes to ``RunEvent``s; ``data: [DONE]`` becomes ``done``."""
+    decoder, loads = SSEDecoder(), json.loads
+    for chunk in chunks:
+        for name, data in decoder.feed(chunk):
+            yield RunEvent(name, None if data == DONE else loads(data))
+    for name, data in decoder.flush():
+        yield RunEvent(name, None if data == DONE else loads(data))
+
+
+class SDKBackend(Backend):
+    """Any Assistants API v2 server reachable with an ``openai`` client."""
+
+    def __init__(
+        self, client: openai.OpenAI, *, hint: str, files_dir: Path = Path("assistant_files")
+    ) -> None:
+        self.client = client
+        self.base_url = str(client.base_url).rstrip("/")
+        self.files_dir = files_dir
+        self._hint = hint
+        self._assistant_tools: dict[str, list[dict[str, Any]]] = {}
+        # We speak the Assistants protocol on purpose (to our own server, or a compatible one).
+        warnings.filterwarnings("ignore", "The Assistants API is deprecated", DeprecationWarning)
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"asst_magic\.")
+
+    def default_assistant(self) -> str:
+        """The assistant to use when the cell and the configuration name none."""
+        raise BackendError("No assistant configured: pass --assistant ID or set ASSISTANT_ID.")
+
+    # -- runs ---------------------------------------------------------------------
+
+    def create_run(self, request: RunRequest) -> Iterator[RunEvent]:
+        """Start a streamed run: create-and-run for a new thread, else add the message first."""
+        with self._errors():
+            assistant_id = request.assistant_id or self.default_assistant()
+            options = self._run_options(request, assistant_id)
+            message = self._message(request)
+            if request.thread_id is None:
+                threads: Any = self.client.beta.threads.with_streaming_response
+                opened = threads.create_and_run(thread={"messages": [message]}, **options)
+            else:
+                self.check_thread(request.thread_id)
+                self.client.beta.threads.messages.create(request.thread_id, **message)
+                runs: Any = self.client.beta.threads.runs.with_streaming_response
+                opened = runs.create(request.thread_id, **options)
+        return self._stream(opened)
+
+    def submit_tool_outputs(
+        self, thread_id: str, run_id: str, outputs: list[dict[str, str]]
+    ) -> Iterator[RunEvent]:
+        """Submit function results and continue the run's stream."""
+        runs = self.client.beta.threads.runs.with_streaming_response
+        with self._errors():
+            tool_outputs: Any = outputs
+            opened = runs.submit_tool_outputs(
+                run_id, thread_id=thread_id, tool_outputs=tool_outputs, stream=True
+            )
+        return self._stream(opened)
+
+    def _stream(self, opened: Any) -> Iterator[RunEvent]:
+        with self._errors(), opened as response:
+            yield from decode_events(response.iter_bytes())
+
+    def _run_options(self, request: RunRequest, assistant_id: str) -> dict[str, Any]:
+        options: dict[str, Any] = {"assistant_id": assistant_id, "stream": True}
+        if request.model:
+            options["model"] = request.model
+        if request.instructions:
+            options["instructions"] = request.instructions
+        if request.function_tools:
+            options["tools"] = self._tools_of(assistant_id) + request.function_tools
+        return options
+
+    def _tools_of(self, assistant_id: str) -> list[dict[str, Any]]:
+        """The assistant's own tools, kept when a cell adds functions (fetched once)."""
+        if assistant_id not in self._assistant_tools:
+            assistant = self.client.beta.assistants.retrieve(assistant_id)
+            tools = [t.to_dict() for t in assistant.tools if t.type != "function"]
+            self._assistant_tools[assistant_id] = tools
+        return self._assistant_tools[assistant_id]
+
+    def _message(self, request: RunRequest) -> dict[str, Any]:
+        message: dict[str, Any] = {"role": "user", "content": request.message}
+        if request.files:
+            message["attachments"] = [
+                {"file_id": self._upload(path), "tools": [{"type": "code_interpreter"}]}
+                for path in request.files
+            ]
+        return message
+
+    def _upload(self, path: Path) -> str:
+        with path.open("rb") as handle:
+            return self.client.files.create(file=(path.name, handle), purpose="assistants").id
+
+    def cancel(self, thread_id: str, run_id: str | None) -> None:
+        """Cancel the run (or the thread's active runs) and wait until it has stopped."""
+        with self._errors():
+            run_ids = [run_id] if run_id else self._active_runs(thread_id)
+            for rid in run_ids:
+                with contextlib.suppress(_api_error()):  # it may have just finished
+                    self.client.beta.threads.runs.cancel(rid, thread_id=thread_id)
+                self._wait_stopped(thread_id, rid)
+
+    def _active_runs(self, thread_id: str) -> list[str]:
+        runs = self.client.beta.threads.runs.list(thread_id, limit=5)
+        return [run.id for run in runs.data if run.status in _ACTIVE]
+
+    def _wait_stopped(
+        self, thread_id: str, run_id: str, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        deadline, pause = clock() + _CANCEL_WAIT, 0.02
+        while clock() < deadline:
+            run = self.client.beta.threads.runs.retrieve(run_id, thread_id=thread_id)
+            if run.status not in _ACTIVE:
+                return
+            time.sleep(pause)  # the polling contract: the server settles the cancel
+            pause = min(pause * 2, 0.5)
+
+    # -- threads and files ----------------------------------------------------------
+
+    def check_thread(self, thread_id: str) -> None:
+        """Raise ``ThreadNotFound`` unless the thread exists."""
+        import openai
+
+        with self._errors():
+            try:
+                self.client.beta.threads.retrieve(thread_id)
+            except openai.NotFoundError:
+                raise ThreadNotFound(thread_id) from None
+
+    def create_thread(self) -> str:
+        """A new, empty thread."""
+        with self._errors():
+            return self.client.beta.threads.create().id
+
+    def delete_thread(self, thread_id: str) -> None:
+        """Delete a thread, ignoring failures (it is cleanup)."""
+        with contextlib.suppress(Exception):
+            self.client.beta.threads.delete(thread_id)
+
+    def fetch_file(self, file_id: str) -> RunEvent:
+        """Download a file into ``files_dir``; a ``client.file`` event with bytes and path."""
+        with self._errors():
+            content = self.client.files.content(file_id).read()
+            name = self._file_name(file_id, content)
+        self.files_dir.mkdir(parents=True, exist_ok=True)
+        path = self.files_dir / name
+        path.write_bytes(content)
+        return RunEvent(
+            "client.file", {"file_id": file_id, "content": content, "path": path.as_posix()}
+        )
+
+    def _file_name(self, file_id: str, content: bytes) -> str:
+        if content.startswith(b"\x89PNG"):
+            return f"{file_id}.png"
+        import openai
+
+        try:
+            filename = Path(self.client.files.retrieve(file_id).filename).name
+        except openai.APIError:
+            filename = "file"
+        return f"{file_id}-{re.sub(r'[^A-Za-z0-9._-]', '_', filename)}"
+
+    def history(self, thread_id: str) -> Iterator[RunEvent]:
+        """Past messages in order; an assistant message comes with its run's code steps."""
+        self.check_thread(thread_id)
+        with self._errors():
+            messages = [m.to_dict() for m in self._list_messages(thread_id)]
+            by_id = {m["id"]: m for m in messages}
+            shown: set[str] = set()
+            for message in messages:
+                if message["id"] in shown:
+                    continue
+                if message.get("run_id"):
+                    yield from self._run_history(thread_id, message["run_id"], by_id, shown)
+                if message["id"] not in shown:
+                    shown.add(message["id"])
+                    yield from self._completed("thread.message.completed", message)
+
+    def _list_messages(self, thread_id: str) -> Iterator[Any]:
+        return iter(self.client.beta.threads.messages.list(thread_id, order="asc", limit=100))
+
+    def _run_history(
+        self, thread_id: str, run_id: str, by_id: dict[str, Any], shown: set[str]
+    ) -> Iterator[RunEvent]:
+        steps = self.client.beta.threads.runs.steps.list(run_id, thread_id=thread_id, order="asc")
+        for step_obj in steps:
+            step: dict[str, Any] = step_obj.to_dict()
+            details = step.get("step_details") or {}
+            if details.get("type") == "tool_calls":
+                yield from self._completed("thread.run.step.completed", step)
+            message_id = (details.get("message_creation") or {}).get("message_id")
+            if message_id in by_id and message_id not in shown:
+                shown.add(message_id)
+                yield from self._completed("thread.message.completed", by_id[message_id])
+
+    def _completed(self, name: str, obj: dict[str, Any]) -> Iterator[RunEvent]:
+        yield RunEvent(name, obj)
+        from asst_magic.backends.base import file_refs
+
+        for file_id in file_refs(obj):
+            yield self.fetch_file(file_id)
+
+    # -- errors -----------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _errors(self) -> Iterator[None]:
+        """SDK errors become ``BackendError``s that say what failed and what to do."""
+        import httpx2
+        import openai
+
+        try:
+            yield
+        except openai.APIConnectionError as exc:
+            raise BackendError(
+                f"No assistant server at {self.base_url} ({_reason(exc)}). {self._hint}"
+            ) from None
+        except httpx2.TransportError as exc:
+            raise BackendError(
+                f"The connection to {self.base_url} broke during the run ({exc}). "
+                "Run the cell again."
+            ) from None
+        except openai.NotFoundError as exc:
+            raise BackendError(f"{_api_message(exc)} (from {self.base_url}).") from None
+        except openai.APIStatusError as exc:
+            raise BackendError(
+                f"The assistant server at {self.base_url} answered {exc.status_code}: "
+                f"{_api_message(exc)}"
+            ) from None
+
+
+def _api_error() -> type[Exception]:
+    import openai
+
+    return openai.APIError
+
+
+def _api_message(exc: Any) -> str:
+    body: Any = exc.body if isinstance(exc.body, dict) else {}
+    error: Any = body.get("error", body)
+    return str(error.get("message") or exc.message) if isinstance(error, dict) else str(exc)
+
+
+def _reason(exc: Exception) -> str:
+    cause = exc.__cause__ or exc.__context__
+    text = str(cause or exc) or type(cause or exc).__name__
+    return "connection refused" if "refused" in text.lower() else text

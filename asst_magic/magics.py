@@ -1,0 +1,298 @@
+"""``%%assistant``, ``%asst_thread`` and ``%asst_functions``: switchboards over the backends."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import os
+from collections.abc import Callable, Generator, Iterator, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
+from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from traitlets import Enum, Float, Unicode
+
+from asst_magic.accumulate import Snapshot, apply
+from asst_magic.backends.base import Backend, BackendError, RunEvent, RunRequest
+from asst_magic.parse import interpolate
+from asst_magic.result import RunResult
+
+if TYPE_CHECKING:
+    from asst_magic.functions import FunctionRegistry
+    from asst_magic.view import View
+
+__all__ = ["AssistantMagics"]
+
+
+@magics_class
+class AssistantMagics(Magics):
+    """Talk to an assistant from notebook cells; the conversation continues cell to cell."""
+
+    backend = Enum(
+        ("auto", "local", "assistants"),
+        default_value="auto",
+        help="Where runs happen. auto: `assistants` when ASSISTANT_ID and OPENAI_BASE_URL "
+        "(or AZURE_OPENAI_ENDPOINT) are set, else the built-in `local` server.",
+    ).tag(config=True)
+    model = Unicode("replay", help="Model of the local server's default assistant.").tag(
+        config=True
+    )
+    assistant_id = Unicode("", help="Assistant to use (default: the local default one).").tag(
+        config=True
+    )
+    instructions = Unicode("", help="Extra instructions for every run.").tag(config=True)
+    cassette = Unicode(
+        "",
+        help="Replay cassette file(s) for the local server, os.pathsep-separated "
+        "(default: $ASST_MAGIC_CASSETTE).",
+    ).tag(config=True)
+    repaint_hz = Float(20.0, help="Most repaints per second of the live output.").tag(config=True)
+    display = Enum(
+        ("auto", "widget", "text"),
+        default_value="auto",
+        help="Live widget, or plain text on stdout; auto picks the widget in a Jupyter kernel.",
+    ).tag(config=True)
+    files_dir = Unicode(
+        "assistant_files", help="Where files the assistant makes are saved (links point here)."
+    ).tag(config=True)
+
+    def __init__(
+        self,
+        shell: Any = None,
+        *,
+        environ: Mapping[str, str] | None = None,
+        launcher: Callable[[Any], Any] | None = None,
+    ) -> None:
+        """``environ`` and ``launcher`` (how the local server starts) are seams for tests."""
+        super().__init__(shell=shell)
+        self.environ = os.environ if environ is None else environ
+        self._launcher = launcher
+        self.thread_id: str | None = None
+        self._backends: dict[str, tuple[Any, Backend]] = {}
+
+    @magic_arguments()
+    @argument("--thread", metavar="ID", help="Run on this existing thread.")
+    @argument("--new", action="store_true", help="Start a fresh thread with this cell.")
+    @argument("--assistant", metavar="ID", help="Assistant to run.")
+    @argument("--model", metavar="M", help="Model for this run.")
+    @argument("--instructions", metavar="TEXT", help="Extra instructions for this run.")
+    @argument("--file", metavar="PATH", action="append", default=[], help="Attach (repeatable).")
+    @argument("-o", "--output", metavar="NAME", help="Store the RunResult in this variable.")
+    @argument("--backend", choices=("local", "assistants"), help="Override the backend.")
+    @argument("--functions", metavar="NAMES", help="Comma-separated functions to offer, or none.")
+    @cell_magic
+    def assistant(self, line: str, cell: str) -> None:
+        """Send the cell to the assistant and stream the run live into this output.
+
+        ``{name}`` is replaced by the value of ``name`` when it is defined; ``{{`` is ``{``::
+
+            %%assistant --new -o answer
+            Plot the first {n} squares and describe the curve.
+        """
+        args = parse_argstring(self.assistant, line)
+        message = interpolate(cell, self._shell.user_ns)
+        if not message.strip():
+            raise UsageError(_EMPTY + self.assistant.parser.format_usage())
+        with _user_errors():
+            request = self._request(args, message)
+            backend = self._backend(args.backend)
+            snap = self._play(backend, backend.stream_run(request, self._registry()))
+        self._adopt_thread(backend, request, snap)
+        if args.output:
+            self._shell.user_ns[args.output] = RunResult.from_snapshot(snap)
+
+    @magic_arguments()
+    @argument("action", nargs="?", default="", help="new, history, or a thread id.")
+    @line_magic
+    def asst_thread(self, line: str) -> None:
+        """Show the session's thread; ``new`` starts one, an id switches, ``history`` replays.
+
+        Example: ``%asst_thread history``.
+        """
+        action = parse_argstring(self.asst_thread, line).action
+        with _user_errors():
+            if not action:
+                print(self.thread_id or "No thread yet: the next %%assistant cell starts one.")
+            elif action == "new":
+                self.thread_id = None
+                print("The next %%assistant cell starts a new thread.")
+            elif action == "history":
+                self._history()
+            else:
+                self._backend(None).check_thread(action)
+                self.thread_id = action
+                print(f"Continuing thread {action}.")
+
+    @magic_arguments()
+    @argument("action", nargs="?", default="list", choices=("list", "remove"))
+    @argument("name", nargs="?", help="The function to remove.")
+    @line_magic
+    def asst_functions(self, line: str) -> None:
+        """List the functions offered to the assistant, or remove one.
+
+        Example: ``%asst_functions remove get_weather``.
+        """
+        args = parse_argstring(self.asst_functions, line)
+        registry = self._registry()
+        if args.action == "remove":
+            if not args.name or args.name not in registry.names():
+                raise UsageError(f"No function named {args.name!r}: see `%asst_functions list`.")
+            registry.remove(args.name)
+            print(f"Removed {args.name}.")
+            return
+        print(registry.describe())
+
+    @property
+    def _shell(self) -> Any:
+        assert self.shell is not None, "AssistantMagics needs a shell"
+        return self.shell
+
+    def close(self) -> None:
+        """Stop every backend this instance started (the local server among them)."""
+        for _, backend in self._backends.values():
+            backend.close()
+        self._backends.clear()
+
+    # -- helpers: the switchboard's wiring --------------------------------------------
+
+    def _request(self, args: Any, message: str) -> RunRequest:
+        files = tuple(_existing_file(path) for path in args.file)
+        return RunRequest(
+            message=message,
+            thread_id=None if args.new else (args.thread or self.thread_id),
+            assistant_id=args.assistant or self.assistant_id or None,
+            model=args.model,
+            instructions=args.instructions or self.instructions or None,
+            files=files,
+            function_tools=self._function_tools(args.functions),
+        )
+
+    def _function_tools(self, names: str | None) -> list[dict[str, Any]]:
+        from asst_magic.functions import UnknownFunctionError
+
+        wanted = None if names is None else [n.strip() for n in names.split(",") if n.strip()]
+        try:
+            return self._registry().tools(
+                None if wanted is None else [n for n in wanted if n != "none"]
+            )
+        except UnknownFunctionError as exc:
+            raise UsageError(f"--functions: {exc}. See `%asst_functions list`.") from None
+
+    def _registry(self) -> FunctionRegistry:
+        from asst_magic.functions import default_registry
+
+        return default_registry
+
+    def _backend(self, choice: str | None) -> Backend:
+        from asst_magic.backends.assistants import configured
+
+        name = choice or self.backend
+        if name == "auto":
+            name = "assistants" if configured(self.environ) else "local"
+        key = self._backend_key(name)
+        cached = self._backends.get(name)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        if cached is not None:
+            cached[1].close()  # settings changed: e.g. new cassettes need a new server
+        backend = self._make_backend(name)
+        self._backends[name] = (key, backend)
+        return backend
+
+    def _backend_key(self, name: str) -> Any:
+        cassette = self.cassette or self.environ.get("ASST_MAGIC_CASSETTE", "")
+        return (name, cassette, self.model, self.assistant_id, self.files_dir)
+
+    def _make_backend(self, name: str) -> Backend:
+        files_dir = Path(self.files_dir)
+        if name == "assistants":
+            from asst_magic.backends.assistants import AssistantsBackend
+
+            return AssistantsBackend(
+                self.environ, assistant_id=self.assistant_id, files_dir=files_dir
+            )
+        from asst_magic.backends.local import LocalBackend, cassettes_from, data_dir_from
+
+        cassette = self.cassette or self.environ.get("ASST_MAGIC_CASSETTE", "")
+        return LocalBackend(
+            data_dir=data_dir_from(self.environ),
+            files_dir=files_dir,
+            cassettes=cassettes_from(cassette),
+            model=self.model,
+            launcher=self._launcher,
+        )
+
+    def _play(self, backend: Backend, events: Generator[RunEvent, None, None]) -> Snapshot:
+        """Consume the run on the cell's own thread, so an interrupt lands right here."""
+        snap, view = Snapshot(), self._view()
+        try:
+            for name, data in events:
+                apply(snap, name, data)
+                view.update(snap)
+        except KeyboardInterrupt:
+            events.close()  # closes the HTTP stream before asking the server to cancel
+            if snap.thread_id:
+                backend.cancel(snap.thread_id, snap.run.get("id"))
+            apply(snap, "client.cancelled", {})
+        except BackendError as exc:
+            if not snap.run:
+                raise
+            apply(snap, "error", {"error": {"code": "connection_error", "message": str(exc)}})
+        finally:
+            events.close()
+        view.finish(snap)
+        return snap
+
+    def _adopt_thread(self, backend: Backend, request: RunRequest, snap: Snapshot) -> None:
+        """A run that failed never leaves its new thread as the session's current one."""
+        if snap.status == "failed" or snap.error is not None:
+            if request.thread_id is None and snap.thread_id:
+                backend.delete_thread(snap.thread_id)
+            return
+        self.thread_id = snap.thread_id or self.thread_id
+
+    def _history(self) -> None:
+        if self.thread_id is None:
+            raise UsageError("No thread yet: run an %%assistant cell or `%asst_thread ID` first.")
+        backend = self._backend(None)
+        snap = Snapshot(thread_id=self.thread_id, run={"status": "history"})
+        for name, data in backend.history(self.thread_id):
+            apply(snap, name, data)
+        self._view().finish(snap)
+
+    def _view(self) -> View:
+        from asst_magic.view import RunView, TextView
+
+        mode = self.display
+        if mode == "auto":
+            kernel = getattr(self.shell, "kernel", None) is not None
+            mode = "widget" if kernel and importlib.util.find_spec("ipywidgets") else "text"
+        if mode == "widget":
+            return RunView(self._shell.display_pub, repaint_hz=self.repaint_hz)
+        return TextView(repaint_hz=self.repaint_hz)
+
+
+_EMPTY = """%%assistant needs a message in the cell body, for example:
+
+    %%assistant
+    What is 2**100?
+
+"""
+
+
+def _existing_file(path: str) -> Path:
+    resolved = Path(path).expanduser()
+    if not resolved.is_file():
+        raise UsageError(f"--file {path}: no such file (looked in {Path.cwd()}).")
+    return resolved
+
+
+@contextlib.contextmanager
+def _user_errors() -> Iterator[None]:
+    """Backend errors become ``UsageError``s: IPython shows the message, not a traceback."""
+    try:
+        yield
+    except BackendError as exc:
+        raise UsageError(str(exc)) from None

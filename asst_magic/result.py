@@ -1,0 +1,90 @@
+"""The result of one run, as data: what ``-o NAME`` stores in the user namespace."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from asst_magic.accumulate import Snapshot
+
+__all__ = ["RunResult", "StepResult"]
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """One code-interpreter call: the code, its logs and the PNG bytes of its images."""
+
+    code: str
+    logs: str = ""
+    images: list[bytes] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """Final text, messages, code steps, files, status and usage of one run.
+
+    >>> RunResult(status="completed", text="Hi").text
+    'Hi'
+    """
+
+    status: str
+    text: str = ""
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    steps: list[StepResult] = field(default_factory=list)
+    files: dict[str, str] = field(default_factory=dict)
+    usage: dict[str, Any] = field(default_factory=dict)
+    error: dict[str, Any] | None = None
+    assistant_id: str | None = None
+    thread_id: str | None = None
+    run_id: str | None = None
+
+    @classmethod
+    def from_snapshot(cls, snap: Snapshot) -> RunResult:
+        """Collect a finished run's snapshot into a result."""
+        messages = [snap.messages[i] for kind, i in snap.order if kind == "message"]
+        texts = [_text(m) for m in messages if m.get("role", "assistant") == "assistant"]
+        return cls(
+            status=snap.status,
+            text="\n\n".join(t for t in texts if t),
+            messages=messages,
+            steps=_code_steps(snap),
+            files={fid: f.get("path", "") for fid, f in snap.files.items()},
+            usage=snap.run.get("usage") or {},
+            error=snap.error or snap.run.get("last_error"),
+            **snap.ids,
+        )
+
+    def __repr__(self) -> str:
+        text = self.text if len(self.text) <= 60 else self.text[:57] + "..."
+        tokens = self.usage.get("total_tokens", 0)
+        return (
+            f"<RunResult {self.status}: {text!r}, {len(self.steps)} code steps, "
+            f"{len(self.files)} files, {tokens} tokens>"
+        )
+
+    def _repr_markdown_(self) -> str:
+        return f"{self.text}\n\n*{self.status} · run `{self.run_id}` · thread `{self.thread_id}`*"
+
+
+def _text(message: dict[str, Any]) -> str:
+    parts = message.get("content") or []
+    return "".join((p.get("text") or {}).get("value", "") for p in parts if p.get("type") == "text")
+
+
+def _code_steps(snap: Snapshot) -> list[StepResult]:
+    steps = []
+    for kind, step_id in snap.order:
+        if kind != "step":
+            continue
+        for call in snap.steps[step_id].get("step_details", {}).get("tool_calls") or ():
+            if call.get("type") == "code_interpreter":
+                steps.append(_code_step(call["code_interpreter"], snap))
+    return steps
+
+
+def _code_step(ci: dict[str, Any], snap: Snapshot) -> StepResult:
+    outputs = ci.get("outputs") or []
+    logs = "".join(o.get("logs", "") for o in outputs if o.get("type") == "logs")
+    image_ids = [o["image"]["file_id"] for o in outputs if o.get("type") == "image"]
+    images = [snap.files[i]["content"] for i in image_ids if i in snap.files]
+    return StepResult(code=ci.get("input") or "", logs=logs, images=images)

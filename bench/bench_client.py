@@ -1,0 +1,247 @@
+"""The magic's event path vs the SDK's stream helper vs the bare SSE + JSON limit.
+
+    python bench/bench_client.py
+
+Feeds one 20,000-event Assistants stream (HTTP response bytes through an httpx2
+MockTransport, so the real ``openai`` client runs) three ways, side by side:
+
+* magic: backend + accumulate + render + the live view (throttled), into widget-like
+  sinks that count the bytes of every display/comm message;
+* SDK: ``client.beta.threads.runs.stream(...)``, iterating its events;
+* limit: split the SSE lines and ``json.loads`` each ``data:`` line.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+import uuid
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import openai
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from asst_magic.accumulate import Snapshot, apply
+from asst_magic.backends.base import RunRequest
+from asst_magic.backends.http import SDKBackend
+from asst_magic.sse import encode_done, encode_event
+from asst_magic.view import RunView
+
+EVENTS = 20_000
+ROUNDS = 10
+CHUNK = 4096
+IDS = {"thread_id": "thread_b", "assistant_id": "asst_b"}
+
+
+def build_stream() -> bytes:
+    """thread + run lifecycle, then rounds of (streamed code + logs, streamed answer)."""
+    run = {"id": "run_b", "object": "thread.run", "status": "queued", **IDS}
+    out = [encode_event("thread.run.created", run), encode_event("thread.run.queued", run)]
+    out.append(encode_event("thread.run.in_progress", run | {"status": "in_progress"}))
+    per_round = (EVENTS - 5) // ROUNDS  # 5 = three run events above, completed and done
+    code_deltas = per_round // 4
+    text_deltas = per_round - code_deltas - 3  # 3 = step created/completed, message created
+    for r in range(ROUNDS):
+        out += _code_step(f"step_{r}", code_deltas)
+        extra = EVENTS - 5 - per_round * ROUNDS if r == ROUNDS - 1 else 0
+        out += _message(f"msg_{r}", text_deltas + extra)
+    out.append(encode_event("thread.run.completed", run | {"status": "completed"}))
+    out.append(encode_done())
+    return b"".join(out)
+
+
+def _code_step(step_id: str, deltas: int) -> list[bytes]:
+    step = {
+        "id": step_id,
+        "object": "thread.run.step",
+        "type": "tool_calls",
+        "status": "in_progress",
+        "step_details": {"type": "tool_calls", "tool_calls": []},
+    }
+    events = [encode_event("thread.run.step.created", step)]
+    first = {
+        "index": 0,
+        "id": f"call_{step_id}",
+        "type": "code_interpreter",
+        "code_interpreter": {"input": "", "outputs": []},
+    }
+    events.append(_step_delta(step_id, first))
+    for i in range(deltas - 2):
+        piece = {"index": 0, "type": "code_interpreter", "code_interpreter": {"input": f"x{i} "}}
+        events.append(_step_delta(step_id, piece))
+    logs = {
+        "index": 0,
+        "type": "code_interpreter",
+        "code_interpreter": {"outputs": [{"index": 0, "type": "logs", "logs": "ok\n"}]},
+    }
+    events.append(_step_delta(step_id, logs))
+    events.append(encode_event("thread.run.step.completed", step | {"status": "completed"}))
+    return events
+
+
+def _step_delta(step_id: str, call: dict[str, Any]) -> bytes:
+    delta = {"step_details": {"type": "tool_calls", "tool_calls": [call]}}
+    return encode_event(
+        "thread.run.step.delta", {"id": step_id, "object": "thread.run.step.delta", "delta": delta}
+    )
+
+
+def _message(message_id: str, deltas: int) -> list[bytes]:
+    message = {
+        "id": message_id,
+        "object": "thread.message",
+        "role": "assistant",
+        "content": [],
+        "status": "in_progress",
+        **IDS,
+    }
+    events = [encode_event("thread.message.created", message)]
+    for i in range(deltas):
+        part = {"index": 0, "type": "text", "text": {"value": f" word{i % 97}"}}
+        events.append(
+            encode_event(
+                "thread.message.delta",
+                {"id": message_id, "object": "thread.message.delta", "delta": {"content": [part]}},
+            )
+        )
+    return events
+
+
+def client_for(body: bytes) -> openai.OpenAI:
+    """A real openai client whose transport answers every request with ``body``, in chunks."""
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        chunks = (body[i : i + CHUNK] for i in range(0, len(body), CHUNK))
+        return httpx2.Response(200, headers={"content-type": "text/event-stream"}, content=chunks)
+
+    http = httpx2.Client(transport=httpx2.MockTransport(handler))
+    return openai.OpenAI(base_url="http://bench.invalid/v1", api_key="bench", http_client=http)
+
+
+class CountingSink:
+    """Counts the bytes of every display message and widget ``outputs`` update."""
+
+    def __init__(self) -> None:
+        self.sent = 0
+        self.final: list[dict[str, Any]] = []
+
+    def publish(
+        self,
+        data: dict[str, Any],
+        metadata: dict[str, Any] | None = None,
+        *,
+        transient: dict[str, Any] | None = None,
+        update: bool = False,
+    ) -> None:
+        message = {"data": data, "metadata": metadata or {}, "transient": transient or {}}
+        self.sent += len(json.dumps(message))
+        if "application/vnd.jupyter.widget-view+json" not in data:
+            self.final.append(
+                {"output_type": "display_data", "data": data, "metadata": metadata or {}}
+            )
+
+    def output(self) -> CountingOutput:
+        return CountingOutput(self)
+
+
+class CountingOutput:
+    """Stands in for ``ipywidgets.Output``: a state update sends the whole ``outputs`` value."""
+
+    def __init__(self, sink: CountingSink) -> None:
+        self.model_id = uuid.uuid4().hex
+        self._sink = sink
+        self._outputs: tuple[dict[str, Any], ...] = ()
+
+    @property
+    def outputs(self) -> tuple[dict[str, Any], ...]:
+        return self._outputs
+
+    @outputs.setter
+    def outputs(self, value: tuple[dict[str, Any], ...]) -> None:
+        self._outputs = value
+        self._sink.sent += len(json.dumps({"state": {"outputs": value}}))
+
+    def close(self) -> None:
+        return None
+
+
+def run_magic(body: bytes) -> tuple[int, float, RunView, CountingSink]:
+    sink = CountingSink()
+    view = RunView(sink, output_factory=sink.output)
+    backend = SDKBackend(client_for(body), hint="")
+    snap, count = Snapshot(), 0
+    start = time.perf_counter()
+    for name, data in backend.stream_run(RunRequest("bench", assistant_id="asst_b")):
+        apply(snap, name, data)
+        view.update(snap)
+        count += 1
+    view.finish(snap)
+    return count, time.perf_counter() - start, view, sink
+
+
+def run_sdk(body: bytes) -> tuple[int, float]:
+    client, count = client_for(body), 0
+    start = time.perf_counter()
+    with client.beta.threads.runs.stream(thread_id="thread_b", assistant_id="asst_b") as stream:
+        for _event in stream:
+            count += 1
+    return count, time.perf_counter() - start
+
+
+def run_limit(body: bytes) -> tuple[int, float]:
+    client, count, loads = client_for(body), 0, json.loads
+    start = time.perf_counter()
+    with client.beta.threads.runs.with_streaming_response.create(
+        thread_id="thread_b", assistant_id="asst_b", stream=True
+    ) as response:
+        rest = b""
+        for chunk in response.iter_bytes():
+            lines = (rest + chunk).split(b"\n")
+            rest = lines.pop()
+            for line in lines:
+                if line.startswith(b"data: ") and line != b"data: [DONE]":
+                    loads(line[6:])
+                    count += 1
+    return count, time.perf_counter() - start
+
+
+def best(fn: Callable[[bytes], Any], body: bytes, repeat: int = 3) -> Any:
+    """The fastest of a few runs (the usual way to time a CPU-bound loop)."""
+    return min((fn(body) for _ in range(repeat)), key=lambda r: r[1])
+
+
+def main() -> None:
+    warnings.simplefilter("ignore", DeprecationWarning)
+    body = build_stream()
+    magic_n, magic_s, view, sink = best(run_magic, body)
+    sdk_n, sdk_s = best(run_sdk, body, repeat=1)
+    limit_n, limit_s = best(run_limit, body)
+    final = len(json.dumps(sink.final))
+    rows = [
+        ("magic (end to end)", magic_n, magic_s),
+        ("SDK runs.stream", sdk_n, sdk_s),
+        ("limit (split + json.loads)", limit_n, limit_s),
+    ]
+    print(f"stream: {len(body):,} bytes, {magic_n:,} events\n")
+    for label, n, secs in rows:
+        print(f"{label:28} {n / secs:>12,.0f} events/s   {secs * 1e6 / n:8.1f} µs/event")
+    print(f"\nmagic vs SDK loop:   {sdk_s / magic_s:6.1f}× faster   (target ≥ 10×)")
+    print(f"magic vs limit:      {magic_s / limit_s:6.2f}× slower   (target ≤ 3×)")
+    print(
+        f"repaints:            {view.repaints} in {magic_s:.2f} s for {magic_n:,} events "
+        "(throttle 20/s)"
+    )
+    print(
+        f"display/comm bytes:  {sink.sent:,} sent vs {final:,} final output "
+        f"= {sink.sent / final:.2f}×   (target ≤ 3×)"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,125 @@
+"""The live view: throttled repaints, finished blocks sent once, then ordinary outputs."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+from asst_magic.accumulate import Snapshot, apply
+from asst_magic.view import RunView, TextView
+
+WIDGET = "application/vnd.jupyter.widget-view+json"
+
+
+class Output:
+    """Records every ``outputs`` assignment, as ipywidgets would send it to the front end."""
+
+    def __init__(self, log: list[tuple[str, Any]]) -> None:
+        self.model_id = f"w{len(log)}"
+        self.log, self._outputs = log, ()
+        self.closed = False
+
+    @property
+    def outputs(self) -> Any:
+        return self._outputs
+
+    @outputs.setter
+    def outputs(self, value: Any) -> None:
+        self._outputs = value
+        self.log.append((self.model_id, value))
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class Publisher:
+    def __init__(self) -> None:
+        self.messages: list[dict[str, Any]] = []
+
+    def publish(
+        self, data: Any, metadata: Any = None, *, transient: Any = None, update: bool = False
+    ) -> None:
+        self.messages.append({"data": data, "transient": transient, "update": update})
+
+
+def text_delta(snap: Snapshot, index: int, value: str) -> None:
+    delta = {"content": [{"index": index, "type": "text", "text": {"value": value}}]}
+    apply(snap, "thread.message.delta", {"id": "msg_1", "delta": delta})
+
+
+def started() -> Snapshot:
+    snap = apply(
+        Snapshot(), "thread.run.created", {"id": "run_1", "thread_id": "t", "status": "in_progress"}
+    )
+    return apply(
+        snap, "thread.message.created", {"id": "msg_1", "role": "assistant", "content": []}
+    )
+
+
+def test_repaints_follow_the_throttle_not_the_event_count() -> None:
+    now = [0.0]
+    log: list[tuple[str, Any]] = []
+    view = RunView(
+        Publisher(), repaint_hz=20, clock=lambda: now[0], output_factory=lambda: Output(log)
+    )
+    snap = started()
+    for i in range(200):  # 100 events a second for 2 s
+        now[0] += 0.01
+        text_delta(snap, 0, f"w{i} ")
+        view.update(snap)
+    assert 39 <= view.repaints <= 41  # 2 s at 20 repaints a second, not 200
+
+
+def test_finished_blocks_are_not_re_sent() -> None:
+    log: list[tuple[str, Any]] = []
+    view = RunView(Publisher(), repaint_hz=0, output_factory=lambda: Output(log))
+    snap = started()
+    text_delta(snap, 0, "first")
+    view.update(snap)
+    text_delta(snap, 1, "second")
+    view.update(snap)
+    text_delta(snap, 1, " more")
+    view.update(snap)
+    sent = [
+        outputs[0]["data"]["text/plain"]
+        for _, outputs in log
+        if outputs
+        and "text/plain" in outputs[0].get("data", {})
+        and WIDGET not in outputs[0]["data"]
+    ]
+    assert sent == ["first", "second", "second more"]
+
+
+def test_finish_replaces_the_widget_with_plain_outputs() -> None:
+    publisher, log = Publisher(), []
+    widgets: list[Output] = []
+
+    def factory() -> Output:
+        widgets.append(Output(log))
+        return widgets[-1]
+
+    view = RunView(publisher, output_factory=factory)
+    snap = started()
+    text_delta(snap, 0, "Hi")
+    view.update(snap)
+    apply(snap, "thread.run.completed", {"id": "run_1", "thread_id": "t", "status": "completed"})
+    view.finish(snap)
+    shown, replaced, status = publisher.messages
+    assert WIDGET in shown["data"]
+    assert replaced["update"] and replaced["transient"] == shown["transient"]
+    assert replaced["data"] == {"text/markdown": "Hi", "text/plain": "Hi"}
+    assert status["data"]["text/plain"].startswith("completed")
+    assert all(widget.closed for widget in widgets)
+
+
+def test_text_view_writes_only_what_is_new() -> None:
+    stream = io.StringIO()
+    view = TextView(stream, repaint_hz=0)
+    snap = started()
+    text_delta(snap, 0, "Hel")
+    view.update(snap)
+    text_delta(snap, 0, "lo")
+    view.update(snap)
+    apply(snap, "thread.run.completed", {"id": "run_1", "thread_id": "t", "status": "completed"})
+    view.finish(snap)
+    assert stream.getvalue().startswith("Hello\n[completed · ")
