@@ -45,6 +45,7 @@ class Snapshot:
     calls: dict[str, dict[str, Any]] = field(default_factory=dict)
     files: dict[str, dict[str, Any]] = field(default_factory=dict)
     error: dict[str, Any] | None = None
+    interrupted: bool = False  # the user stopped the stream (the ■ button, Ctrl-C)
 
     @property
     def status(self) -> str:
@@ -169,6 +170,7 @@ def _file(snap: Snapshot, data: dict[str, Any]) -> None:
 
 
 def _cancelled(snap: Snapshot, data: dict[str, Any]) -> None:
+    snap.interrupted = True
     snap.run = {**snap.run, "status": "cancelled"}
     for call in snap.calls.values():
         if call.get("status") in ("requested", "running"):

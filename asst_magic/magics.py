@@ -23,7 +23,22 @@ if TYPE_CHECKING:
     from asst_magic.functions import FunctionRegistry
     from asst_magic.view import View
 
-__all__ = ["AssistantMagics"]
+__all__ = ["AssistantMagics", "RunInterrupted"]
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """The user interrupted a run; it was cancelled on the server and its output kept."""
+
+    def __init__(self, run_id: str | None) -> None:
+        super().__init__(run_id)
+        self.run_id = run_id
+
+    def _render_traceback_(self) -> list[str]:
+        # IPython shows these lines instead of a traceback: the interrupt was the user's choice.
+        run = f"Run {self.run_id}" if self.run_id else "The run"
+        return [
+            f"{run} was cancelled (interrupted). The thread is kept: the next cell continues it."
+        ]
 
 
 @magics_class
@@ -102,6 +117,9 @@ class AssistantMagics(Magics):
         self._adopt_thread(backend, request, snap)
         if args.output:
             self._shell.user_ns[args.output] = RunResult.from_snapshot(snap)
+        if snap.interrupted:
+            # Re-raised so "Run All" stops here, as after any interrupted cell.
+            raise RunInterrupted(snap.run.get("id"))
 
     @magic_arguments()
     @argument("action", nargs="?", default="", help="new, history, or a thread id.")

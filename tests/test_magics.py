@@ -17,7 +17,7 @@ from IPython.core.interactiveshell import InteractiveShell
 
 import asst_magic
 from asst_magic.functions import default_registry
-from asst_magic.magics import AssistantMagics
+from asst_magic.magics import AssistantMagics, RunInterrupted
 
 WIDGET = "application/vnd.jupyter.widget-view+json"
 
@@ -201,9 +201,13 @@ def test_interrupt_cancels_the_run_keeps_output_and_next_cell_works(
     magics(shell).display = "text"
     stdout = InterruptingStdout(trigger="upon")
     monkeypatch.setattr(sys, "stdout", stdout)
-    shell.run_cell_magic("assistant", "", "long story")
+    result = shell.run_cell("%%assistant\nlong story")
     shown = stdout.getvalue()
     assert shown.startswith("Once upon") and "[cancelled · " in shown
+    # The cell ends in error, so "Run All" stops, but with one line, not a traceback.
+    assert isinstance(result.error_in_exec, RunInterrupted)
+    assert "was cancelled (interrupted). The thread is kept" in shown
+    assert "Traceback" not in shown
     assert "never ended at all." not in shown
     thread_id = magics(shell).thread_id
     assert thread_id is not None  # the user chose to stop: the conversation continues
@@ -224,9 +228,11 @@ def test_interrupt_during_a_function_cancels_the_run(shell: Any, local_server: A
 
     default_registry.register(slow_weather)
     try:
-        outputs = cell(shell, "slow weather")
+        with pytest.raises(RunInterrupted):
+            cell(shell, "slow weather")
     finally:
         default_registry.remove("slow_weather")
+    outputs = shell.display_pub.saved
     assert plain(outputs)[0].endswith("· error\n→ interrupted")
     assert plain(outputs)[-1].startswith("cancelled")
     assert server_run(local_server, outputs).status == "cancelled"
