@@ -4,6 +4,9 @@ Run: ``python bench/bench_server.py``. Reports, side by side in one run,
 time to first event after run create (median of several runs) and events/second
 for a 20,000-chunk replayed run, for our server and for a minimal Starlette
 handler on the same uvicorn that streams the very same bytes, one event per write.
+A last row puts the Chat Completions bridge against the replay model: the same
+text pieces, once from a cassette and once streamed by a loopback Chat
+Completions server, through one server to one client; time per chunk, as a ratio.
 """
 
 from __future__ import annotations
@@ -24,6 +27,9 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "server"))
+
+from chat_replay_server import ChatReplayServer, Reply, chat_chunk, sse_body
 
 from asst_magic.server import ServerConfig, start_in_thread
 from asst_magic.server.launch import base_url, bind
@@ -31,6 +37,8 @@ from asst_magic.sse import SSEDecoder
 
 CHUNKS = 20_000
 LATENCY_SAMPLES = 15
+CHAT_CHUNKS = 5_000
+CHAT_REPEATS = 5
 
 
 def consume(response: httpx2.Response, start: float) -> tuple[float, int, float, bytes]:
@@ -141,6 +149,55 @@ def main() -> None:
         f"  ours {rate_ours:10.0f}      baseline {rate_base:10.0f}      "
         f"ratio ours/baseline {rate_ours / rate_base:5.2f}x"
     )
+    with tempfile.TemporaryDirectory() as tmp:
+        replay, chat, events = chat_bridge(Path(tmp))
+    print(
+        f"chat completions bridge vs replay model ({CHAT_CHUNKS} text chunks, {events} events, "
+        f"median of {CHAT_REPEATS}), time per event:"
+    )
+    print(
+        f"  chat {chat * 1e6:8.1f} us     replay   {replay * 1e6:8.1f} us     "
+        f"ratio chat/replay {chat / replay:5.2f}x"
+    )
+
+
+def chat_bridge(data_dir: Path) -> tuple[float, float, int]:
+    """Median seconds per streamed chunk: (replay model, Chat Completions bridge, events)."""
+    pieces = [f"w{i} " for i in range(CHAT_CHUNKS)]
+    cassette = data_dir / "chat-bench.jsonl"
+    cassette.write_text(json.dumps({"user": "pieces", "turns": [{"text": pieces}]}) + "\n")
+    deltas = [chat_chunk({"content": p}) for p in pieces] + [chat_chunk({}, "stop")]
+    # A real endpoint flushes often; 100 chunks per write keeps this server out of the way.
+    body = sse_body(deltas)
+    events = [e + b"\n\n" for e in body.split(b"\n\n") if e]
+    writes = [b"".join(events[i : i + 100]) for i in range(0, len(events), 100)]
+    with ChatReplayServer([Reply.sse(writes)]) as upstream:
+        config = ServerConfig(
+            data_dir=data_dir / "chat-data",
+            cassettes=(cassette,),
+            code_interpreter=False,
+            model_url=upstream.base_url,
+        )
+        with start_in_thread(config, sandbox=None) as handle:
+            headers = {"authorization": f"Bearer {handle.token}"}
+            with httpx2.Client(base_url=handle.base_url, headers=headers, timeout=60) as client:
+                per_chunk = {
+                    model: [_seconds_per_event(client, model) for _ in range(CHAT_REPEATS)]
+                    for model in ("replay", "bench-model")
+                }
+                count = _seconds_per_event(client, "replay", count_only=True)
+    replay, chat = (statistics.median(per_chunk[m]) for m in ("replay", "bench-model"))
+    return replay, chat, int(count)
+
+
+def _seconds_per_event(client: httpx2.Client, model: str, *, count_only: bool = False) -> float:
+    assistant = client.post("/assistants", json={"model": model}).json()["id"]
+    thread = client.post("/threads", json={"messages": [{"role": "user", "content": "pieces"}]})
+    url = f"/threads/{thread.json()['id']}/runs"
+    _, count, seconds, _ = timed_post(client, url, {"assistant_id": assistant, "stream": True})
+    if count < CHAT_CHUNKS:
+        raise RuntimeError(f"the {model} run streamed only {count} events")
+    return count if count_only else seconds / count
 
 
 def _small_body(big: bytes) -> bytes:

@@ -24,7 +24,9 @@ from asst_magic.server.launch import (
     make_server,
 )
 
-__all__ = ["build_parser", "main", "model_settings"]
+__all__ = ["RECORD_ENV", "build_parser", "main", "model_settings"]
+
+RECORD_ENV = "ASST_MAGIC_RECORD_CASSETTE"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -78,7 +80,7 @@ def _add_model_arguments(serve: argparse.ArgumentParser) -> None:
         "--record-cassette",
         type=Path,
         default=None,
-        help="append every live model turn to this replay cassette",
+        help=f"append every live model turn to this replay cassette (default: ${RECORD_ENV})",
     )
 
 
@@ -88,10 +90,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     token = args.token or os.environ.get(TOKEN_ENV)
     model = model_settings(args, os.environ)
-    if args.record_cassette is not None and model.get("model_url") is None:
+    record = args.record_cassette or _env_path(os.environ.get(RECORD_ENV))
+    if record is not None and model.get("model_url") is None:
         parser.error(
-            "--record-cassette records a live model: also give --model-url "
-            "(or set ASST_MAGIC_MODEL_URL)"
+            "--record-cassette (or $ASST_MAGIC_RECORD_CASSETTE) records a live model: "
+            "also give --model-url (or set ASST_MAGIC_MODEL_URL)"
         )
     config = ServerConfig(
         data_dir=args.data_dir or Path(platformdirs.user_data_dir("asst-magic")),
@@ -103,10 +106,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         code_timeout=args.code_timeout,
         code_interpreter=not args.no_code_interpreter,
         context_tokens=args.context_tokens,
-        record_cassette=args.record_cassette,
+        record_cassette=record,
         **model,
     )
     return serve(config, announce_token=token is None, watch_parent=args.watch_parent)
+
+
+def _env_path(value: str | None) -> Path | None:
+    return Path(value).expanduser() if value else None
 
 
 def model_settings(args: argparse.Namespace, environ: Mapping[str, str]) -> dict[str, Any]:
