@@ -212,6 +212,12 @@ class FunctionRegistry:
             chosen = [self._require(name) for name in names]
         return [copy.deepcopy(entry.tool) for entry in chosen]
 
+    def subset(self, names: Iterable[str]) -> FunctionRegistry:
+        """A registry of only ``names`` (a cell's ``--functions``); raises UnknownFunctionError."""
+        scoped = FunctionRegistry(max_output_chars=self.max_output_chars)
+        scoped._functions = {name: self._require(name) for name in names}
+        return scoped
+
     def _require(self, name: str) -> RegisteredFunction:
         entry = self._functions.get(name)
         if entry is None:

@@ -110,10 +110,11 @@ class AssistantMagics(Magics):
         message = interpolate(cell, self._shell.user_ns)
         if not message.strip():
             raise UsageError(_EMPTY + self.assistant.parser.format_usage())
+        registry = self._offered(args.functions)
         with _user_errors():
-            request = self._request(args, message)
+            request = self._request(args, message, registry)
             backend = self._backend(args.backend)
-            snap = self._play(backend, backend.stream_run(request, self._registry()))
+            snap = self._play(backend, backend.stream_run(request, registry))
         self._adopt_thread(backend, request, snap)
         if args.output:
             self._shell.user_ns[args.output] = RunResult.from_snapshot(snap)
@@ -175,7 +176,7 @@ class AssistantMagics(Magics):
 
     # -- helpers: the switchboard's wiring --------------------------------------------
 
-    def _request(self, args: Any, message: str) -> RunRequest:
+    def _request(self, args: Any, message: str, registry: FunctionRegistry) -> RunRequest:
         files = tuple(_existing_file(path) for path in args.file)
         return RunRequest(
             message=message,
@@ -184,17 +185,18 @@ class AssistantMagics(Magics):
             model=args.model,
             instructions=args.instructions or self.instructions or None,
             files=files,
-            function_tools=self._function_tools(args.functions),
+            function_tools=registry.tools(),
         )
 
-    def _function_tools(self, names: str | None) -> list[dict[str, Any]]:
+    def _offered(self, names: str | None) -> FunctionRegistry:
+        """The functions this cell offers: all registered ones, or the ``--functions`` list."""
         from asst_magic.functions import UnknownFunctionError
 
-        wanted = None if names is None else [n.strip() for n in names.split(",") if n.strip()]
+        if names is None:
+            return self._registry()
+        wanted = [n.strip() for n in names.split(",") if n.strip() and n.strip() != "none"]
         try:
-            return self._registry().tools(
-                None if wanted is None else [n for n in wanted if n != "none"]
-            )
+            return self._registry().subset(wanted)
         except UnknownFunctionError as exc:
             raise UsageError(f"--functions: {exc}. See `%asst_functions list`.") from None
 
@@ -248,7 +250,9 @@ class AssistantMagics(Magics):
         try:
             for name, data in events:
                 apply(snap, name, data)
-                view.update(snap)
+                # A function is about to run (or just ran) in this thread: show it now,
+                # whatever the throttle says, since nothing repaints while it runs.
+                view.update(snap, force=name == "client.call")
         except KeyboardInterrupt:
             events.close()  # closes the HTTP stream before asking the server to cancel
             if snap.thread_id:

@@ -44,6 +44,7 @@ CODE_CSS = (
     "</style>"
 )
 _MUTED = "color:var(--jp-ui-font-color2,#888)"
+_ERROR = "color:var(--jp-error-color1,#d9534f)"
 _PRE = "margin:2px 0;font-family:var(--jp-code-font-family,monospace);white-space:pre-wrap"
 _STATUS_WORDS = {
     "queued": "queued",
@@ -213,13 +214,15 @@ def _render_function(call: dict[str, Any], state: dict[str, Any]) -> Output:
     status = state.get("status") or ("done" if fn.get("output") is not None else "requested")
     result = state.get("error") or state.get("output") or fn.get("output")
     plain = f"ƒ {name}({args}) · {status}" + (f"\n→ {result}" if result is not None else "")
+    tone = _ERROR if status == "error" else _MUTED
     parts = [
         f'<div class="asst-fn"><code>ƒ {html.escape(name)}</code> '
-        f'<span style="{_MUTED}">· {html.escape(status)}</span>',
+        f'<span style="{tone}">· {html.escape(status)}</span>',
         f'<pre style="{_PRE}">{html.escape(args)}</pre>',
     ]
     if result is not None:
-        parts.append(f'<pre style="{_PRE}">→ {html.escape(str(result))}</pre>')
+        style = f"{_PRE};{_ERROR}" if status == "error" else _PRE
+        parts.append(f'<pre style="{style}">→ {html.escape(str(result))}</pre>')
     return _display({"text/html": "".join(parts) + "</div>", "text/plain": plain})
 
 
@@ -300,8 +303,8 @@ def _running_code(snap: Snapshot) -> bool:
 def _status_output(snap: Snapshot, elapsed: float | None) -> Output:
     text = status_text(snap, elapsed)
     failed = snap.status in ("failed", "expired") or snap.error is not None
-    colour = "var(--jp-error-color1,#d9534f)" if failed else "var(--jp-ui-font-color2,#888)"
-    line = f'<div class="asst-status" style="color:{colour}">{html.escape(text)}</div>'
+    style = _ERROR if failed else _MUTED
+    line = f'<div class="asst-status" style="{style}">{html.escape(text)}</div>'
     return _display({"text/html": line, "text/plain": text})
 
 

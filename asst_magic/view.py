@@ -48,7 +48,7 @@ class DisplayPublisher(Protocol):
 class View(Protocol):
     """A live view of one run."""
 
-    def update(self, snap: Snapshot) -> None: ...
+    def update(self, snap: Snapshot, *, force: bool = False) -> None: ...
 
     def finish(self, snap: Snapshot) -> None: ...
 
@@ -63,9 +63,9 @@ class _Throttle:
         self.last = -float("inf")
         self.repaints = 0
 
-    def due(self) -> bool:
+    def due(self, force: bool = False) -> bool:
         now = self.clock()
-        if now - self.last < self.interval:
+        if not force and now - self.last < self.interval:
             return False
         self.last = now
         self.repaints += 1
@@ -100,9 +100,9 @@ class RunView:
         """How many times the live widget was repainted."""
         return self._throttle.repaints
 
-    def update(self, snap: Snapshot) -> None:
-        """Repaint if the throttle allows; cheap enough to call on every event."""
-        if self._throttle.due():
+    def update(self, snap: Snapshot, *, force: bool = False) -> None:
+        """Repaint if the throttle allows (or ``force``); cheap enough to call on every event."""
+        if self._throttle.due(force):
             self._paint(snap)
 
     def finish(self, snap: Snapshot) -> None:
@@ -195,9 +195,9 @@ class TextView:
         """How many times new text was written."""
         return self._throttle.repaints
 
-    def update(self, snap: Snapshot) -> None:
-        """Write the text that arrived since the last write, if the throttle allows."""
-        if self._throttle.due():
+    def update(self, snap: Snapshot, *, force: bool = False) -> None:
+        """Write the text that arrived since the last write, if the throttle allows or ``force``."""
+        if self._throttle.due(force):
             self._write(render_text(snap))
 
     def finish(self, snap: Snapshot) -> None:

@@ -87,14 +87,20 @@ def test_function_call_round_submits_the_right_output(
     snap = run(server, tmp_path, registry)
     recorded = json.loads((VECTORS / "function-call.2.request.json").read_text())
     submit = [r for r in server.requests if r[1].endswith("/submit_tool_outputs")]
-    assert [r[2]["tool_outputs"] for r in submit] == [recorded["tool_outputs"]]
+    # The right tool_call_id (from function-call.1's requires_action), submitted streamed.
+    assert [r[2] for r in submit] == [recorded]
+    assert recorded["tool_outputs"][0]["tool_call_id"] == "call_xyFYaEeyocjyE6jN64QTcxip"
     assert submit[0][1] == (
         "/v1/threads/thread_6oUGUBxLwhyApwhYBhWjHI5f/runs/run_oyfV44CrJXYJkvb2qsd80LvJ"
         "/submit_tool_outputs"
     )
     call, answer, status = texts(snap)
     assert call == "ƒ get_current_weather({}) · done\n→ warm and sunny"
-    assert answer.startswith("Since it's warm and sunny outside, you should consider wearing")
+    assert answer == (
+        "Since it's warm and sunny outside, you should consider wearing lightweight, breathable "
+        "clothing such as a t-shirt, shorts, or a light dress. Don't forget sunglasses and "
+        "sunscreen to protect yourself from the sun!"
+    )
     assert status == "completed · 598 tokens"
     assert snap.thread_id == "thread_6oUGUBxLwhyApwhYBhWjHI5f"
 

@@ -101,6 +101,35 @@ def test_function_call_shows_name_pretty_arguments_status_and_result() -> None:
     assert "· done" in out["data"]["text/html"] and "→ sunny" in out["data"]["text/html"]
 
 
+def function_step(arguments: str) -> dict[str, Any]:
+    call = {"index": 0, "id": "call_f", "type": "function"}
+    call["function"] = {"name": "get_weather", "arguments": arguments, "output": None}
+    details = {"type": "tool_calls", "tool_calls": [call]}
+    return {"id": "step_f", "type": "tool_calls", "status": "in_progress", "step_details": details}
+
+
+def test_function_arguments_show_as_they_stream_then_pretty_printed() -> None:
+    snap = snapshot(("thread.run.step.created", function_step('{"ci')))
+    renderer = Renderer()
+    assert renderer.render(snap)[0]["data"]["text/plain"] == 'ƒ get_weather({"ci) · requested'
+    more = {"tool_calls": [{"index": 0, "function": {"arguments": 'ty": "Oslo"}'}}]}
+    apply(snap, "thread.run.step.delta", {"id": "step_f", "delta": {"step_details": more}})
+    shown = renderer.render(snap)[0]["data"]["text/plain"]
+    assert shown == 'ƒ get_weather({\n  "city": "Oslo"\n}) · requested'
+    apply(snap, "client.call", {"tool_call_id": "call_f", "status": "running"})
+    assert renderer.render(snap)[0]["data"]["text/plain"].endswith("}) · running")
+
+
+def test_function_error_is_shown_in_the_error_colour() -> None:
+    snap = snapshot(
+        ("thread.run.step.created", function_step("{}")),
+        ("client.call", {"tool_call_id": "call_f", "status": "error", "error": "KeyError: 'x'"}),
+    )
+    out = render(snap)[0]["data"]
+    assert out["text/plain"] == "ƒ get_weather({}) · error\n→ KeyError: 'x'"
+    assert out["text/html"].count("var(--jp-error-color1") == 2  # the status and the error
+
+
 def test_file_path_annotation_links_to_the_local_copy() -> None:
     text = "[Download](sandbox:/mnt/data/a.csv)"
     note = {

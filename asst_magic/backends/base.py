@@ -134,19 +134,31 @@ class Backend(ABC):
 def run_functions(
     run: dict[str, Any], registry: FunctionRegistry | None
 ) -> Generator[RunEvent, None, list[dict[str, str]]]:
-    """Run the calls a ``requires_action`` run asks for; return the outputs to submit."""
+    """Run the calls a ``requires_action`` run asks for; return the outputs to submit.
+
+    Each call is announced ``running`` just before it runs and reported right after, so
+    the view shows which one is busy; the ``async def`` ones of a round run together, last.
+    """
     from asst_magic.functions import ToolCall, default_registry
 
     registry = registry if registry is not None else default_registry
     action = run.get("required_action") or {}
     raw = (action.get("submit_tool_outputs") or {}).get("tool_calls") or []
     calls = [ToolCall.from_dict(call) for call in raw]
-    for call in calls:
-        yield RunEvent("client.call", {"tool_call_id": call.id, "status": "running"})
-    outcomes: list[CallOutcome] = registry.execute(calls)
-    for outcome in outcomes:
-        yield RunEvent("client.call", _call_state(outcome))
-    return [outcome.to_dict() for outcome in outcomes]
+    concurrent = [call for call in calls if _is_async(registry, call.name)]
+    outcomes: dict[str, CallOutcome] = {}
+    for batch in [[call] for call in calls if call not in concurrent] + [concurrent]:
+        for call in batch:
+            yield RunEvent("client.call", {"tool_call_id": call.id, "status": "running"})
+        for outcome in registry.execute(batch):
+            outcomes[outcome.tool_call_id] = outcome
+            yield RunEvent("client.call", _call_state(outcome))
+    return [outcomes[call.id].to_dict() for call in calls]
+
+
+def _is_async(registry: FunctionRegistry, name: str) -> bool:
+    entry = registry.get(name)
+    return entry is not None and entry.is_async
 
 
 def _call_state(outcome: CallOutcome) -> dict[str, Any]:
