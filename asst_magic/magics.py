@@ -51,9 +51,12 @@ class AssistantMagics(Magics):
         help="Where runs happen. auto: `assistants` when ASSISTANT_ID and OPENAI_BASE_URL "
         "(or AZURE_OPENAI_ENDPOINT) are set, else the built-in `local` server.",
     ).tag(config=True)
-    model = Unicode("replay", help="Model of the local server's default assistant.").tag(
-        config=True
-    )
+    model = Unicode(
+        "",
+        help="Model of the local server's default assistant. Empty: `replay` when a cassette "
+        "is set, else $ASST_MAGIC_MODEL, else the live endpoint's model when one is configured "
+        "(ASST_MAGIC_MODEL_URL, OPENAI_API_KEY or AZURE_OPENAI_ENDPOINT), else `replay`.",
+    ).tag(config=True)
     assistant_id = Unicode("", help="Assistant to use (default: the local default one).").tag(
         config=True
     )
@@ -223,7 +226,20 @@ class AssistantMagics(Magics):
 
     def _backend_key(self, name: str) -> Any:
         cassette = self.cassette or self.environ.get("ASST_MAGIC_CASSETTE", "")
-        return (name, cassette, self.model, self.assistant_id, self.files_dir)
+        return (name, cassette, self._model(), self.assistant_id, self.files_dir)
+
+    def _model(self) -> str:
+        """The ``model`` setting, or what the environment implies (see its help)."""
+        env = self.environ
+        if self.model:
+            return self.model
+        if self.cassette or env.get("ASST_MAGIC_CASSETTE"):
+            return "replay"
+        if env.get("ASST_MAGIC_MODEL"):
+            return env["ASST_MAGIC_MODEL"]
+        live = ("ASST_MAGIC_MODEL_URL", "OPENAI_API_KEY", "AZURE_OPENAI_ENDPOINT")
+        # With an endpoint but no model name, the server uses the endpoint's default.
+        return "default" if any(env.get(v) for v in live) else "replay"
 
     def _make_backend(self, name: str) -> Backend:
         files_dir = Path(self.files_dir)
@@ -240,7 +256,7 @@ class AssistantMagics(Magics):
             data_dir=data_dir_from(self.environ),
             files_dir=files_dir,
             cassettes=cassettes_from(cassette),
-            model=self.model,
+            model=self._model(),
             launcher=self._launcher,
         )
 

@@ -13,10 +13,10 @@ from typing import Any
 import nbformat
 import openai
 import pytest
-from conftest import NotebookPublisher, SharedServer
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 from ipywidgets.widgets.widget import _instances
+from magic_support import NotebookPublisher, SharedServer
 from nbclient import NotebookClient
 
 import asst_magic

@@ -266,3 +266,27 @@ def test_load_is_cheap_and_unload_stops_the_server(
     with pytest.raises(openai.APIConnectionError):
         openai.OpenAI(base_url=backend.base_url, api_key="k", max_retries=0).files.list()
     assert "assistant" not in ip.magics_manager.magics["cell"]
+
+
+@pytest.mark.parametrize(
+    ("setting", "environ", "expected"),
+    [
+        ("", {}, "replay"),
+        ("", {"OPENAI_API_KEY": "sk-test"}, "default"),
+        ("", {"OPENAI_API_KEY": "sk-test", "ASST_MAGIC_CASSETTE": "a.jsonl"}, "replay"),
+        ("", {"ASST_MAGIC_MODEL_URL": "http://127.0.0.1:1/v1", "ASST_MAGIC_MODEL": "m"}, "m"),
+        ("gpt-4o", {"ASST_MAGIC_CASSETTE": "a.jsonl"}, "gpt-4o"),
+    ],
+)
+def test_model_follows_the_setting_then_the_environment(
+    setting: str, environ: dict[str, str], expected: str
+) -> None:
+    # A notebook with a cassette stays offline even where an API key is set; a user
+    # who configured a live model gets it without naming the model twice.
+    ip = InteractiveShell()
+    try:
+        magic = AssistantMagics(ip, environ=environ)
+        magic.model = setting
+        assert magic._model() == expected
+    finally:
+        ip.clear_instance()

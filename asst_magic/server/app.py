@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -53,6 +54,8 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        # Warming the sandbox takes seconds; the server listens meanwhile.
+        warming = asyncio.create_task(_warm(sandbox)) if sandbox is not None else None
         try:
             yield
         finally:
@@ -60,6 +63,8 @@ def create_app(
             await registry.aclose()
             if sandbox is not None:
                 await sandbox.aclose()
+            if warming is not None:
+                await asyncio.gather(warming, return_exceptions=True)
             store.close()
 
     routes = routes_runs.routes + routes_threads.routes + routes_assistants.routes
@@ -75,6 +80,14 @@ def create_app(
     )
     app.state.server = state
     return app
+
+
+async def _warm(sandbox: Sandbox) -> None:
+    """Start the sandbox's warm pool; a failure only costs the first run its latency."""
+    try:
+        await sandbox.start()
+    except Exception as exc:  # the first execution retries and reports a real problem
+        log.warning("could not warm up the code interpreter: %r", exc)
 
 
 async def _api_error(request: Request, exc: Exception) -> Response:

@@ -14,7 +14,9 @@ class ServerConfig:
 
     ``token`` is random per start when ``None`` (the launch handle reports it).
     ``code_interpreter=False`` starts without a sandbox: code_interpreter calls
-    then fail their run with a clear ``last_error``.
+    then fail their run with a clear ``last_error``. The ``code_*`` fields are the
+    code interpreter's limits: per-execution timeout (s), output cap (characters),
+    kernel memory limit (bytes, None for none), idle kernel shutdown (s), warm pool size.
     """
 
     data_dir: Path
@@ -25,6 +27,10 @@ class ServerConfig:
     max_body_bytes: int = 32 * 1024 * 1024
     code_timeout: float = 120.0
     code_interpreter: bool = True
+    code_max_output_chars: int = 50_000
+    code_memory_limit_bytes: int | None = 2 * 1024**3
+    code_idle_timeout: float = 600.0
+    code_pool_size: int = 1
     poll_after_ms: int = 100
     run_expiry_seconds: int = 600
     model_url: str | None = None

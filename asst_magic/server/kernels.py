@@ -23,7 +23,7 @@ import shutil
 from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING
 
 from asst_magic.server.kernel_boot import MOUNT
 from asst_magic.server.kernel_outputs import OutputCollector
@@ -33,20 +33,26 @@ from asst_magic.server.kernel_process import (
     KernelStartError,
     kernel_env,
 )
-from asst_magic.server.sandbox import LogsOutput, SandboxFile, SandboxOutput
+from asst_magic.server.sandbox import ExecutionOutcome, LogsOutput, SandboxFile, SandboxOutput
 
 if TYPE_CHECKING:
     from asst_magic.server.config import ServerConfig
 
 __all__ = ["DEFAULT_PRELOAD", "ExecutionOutcome", "KernelSandbox", "create_sandbox"]
 
-ExecutionOutcome = Literal["completed", "timed_out", "kernel_died", "unavailable"]
 DEFAULT_PRELOAD = ("numpy", "pandas", "matplotlib.pyplot")
 _THREAD_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
 _POLL = 0.5  # seconds between liveness/deadline checks while a run is silent
 _INTERRUPT_GRACE = 5.0  # how long an interrupted run may take to stop
 _KEPT = "files in /mnt/data are kept"
 _MOUNT_PARTS = PurePosixPath(MOUNT).parts
+# IPython puts its own ``open`` (bound to the unpatched ``io.open``) into the user
+# namespace, so user code's ``open("/mnt/data/x")`` would miss the path mapping:
+# point it at the mapped builtin.
+_USER_OPEN = (
+    "import builtins as _b\n_ip = get_ipython()\n"
+    "_ip.user_ns['open'] = _ip.user_ns_hidden['open'] = _b.open\ndel _b, _ip"
+)
 _OUTCOMES: dict[str, ExecutionOutcome] = {
     "completed": "completed",
     "timed_out": "timed_out",
@@ -239,6 +245,7 @@ class KernelSandbox:
             kernel = await self._new_kernel(workdir)
         try:
             await kernel.enter_workdir(workdir, self.max_output_chars)
+            await kernel.run_quiet(_USER_OPEN)
         except KernelSetupError:
             await kernel.shutdown()
             raise
@@ -374,14 +381,14 @@ class KernelSandbox:
 
 def create_sandbox(config: ServerConfig) -> KernelSandbox:
     """The server's code interpreter, under ``data_dir/sandbox``, with ``config``'s limits."""
-    # Settings a ServerConfig may grow (``code_<option>``); defaults apply otherwise.
-    optional = ("max_output_chars", "memory_limit_bytes", "idle_timeout", "pool_size")
-    options: dict[str, Any] = {
-        name: getattr(config, f"code_{name}")
-        for name in optional
-        if hasattr(config, f"code_{name}")
-    }
-    return KernelSandbox(config.data_dir / "sandbox", timeout=config.code_timeout, **options)
+    return KernelSandbox(
+        config.data_dir / "sandbox",
+        timeout=config.code_timeout,
+        max_output_chars=config.code_max_output_chars,
+        memory_limit_bytes=config.code_memory_limit_bytes,
+        idle_timeout=config.code_idle_timeout,
+        pool_size=config.code_pool_size,
+    )
 
 
 def _is_idle(msg: dict[str, object]) -> bool:

@@ -85,18 +85,14 @@ class _Server(uvicorn.Server):
 
 
 def default_sandbox(config: ServerConfig) -> Sandbox | None:
-    """The code interpreter for ``config``: ``kernels.create_sandbox(config)`` when available."""
+    """The code interpreter for ``config``: a ``KernelSandbox`` with its ``code_*`` limits."""
     if not config.code_interpreter:
         return None
     try:
-        from asst_magic.server import kernels
-    except ImportError:
+        from asst_magic.server.kernels import create_sandbox
+    except ImportError:  # jupyter_client missing: serve; code_interpreter calls fail clearly
         return None
-    factory = getattr(kernels, "create_sandbox", None)
-    if factory is not None:
-        sandbox: Sandbox = factory(config)
-        return sandbox
-    return kernels.KernelSandbox(config.data_dir / "sandbox", timeout=config.code_timeout)
+    return create_sandbox(config)
 
 
 def bind(host: str, port: int) -> socket.socket:

@@ -134,6 +134,9 @@ async def delete_thread(request: Request) -> Response:
             "deleting the thread."
         )
     state.store.delete_thread(thread["id"])
+    sandbox = state.engine.sandbox
+    if sandbox is not None:  # its kernel and /mnt/data files go with it
+        await sandbox.close_thread(thread["id"], delete_files=True)
     return state.json(deleted_object(thread["id"], "thread.deleted"))
 
 

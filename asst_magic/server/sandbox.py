@@ -10,9 +10,21 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Literal, Protocol
 
-__all__ = ["ImageOutput", "LogsOutput", "Sandbox", "SandboxFile", "SandboxOutput"]
+__all__ = [
+    "ExecutionOutcome",
+    "ImageOutput",
+    "LogsOutput",
+    "Sandbox",
+    "SandboxFile",
+    "SandboxOutput",
+]
+
+# How an execution ended: the code's own errors count as "completed" (their
+# traceback is in the logs); "kernel_died" and "unavailable" mean the
+# interpreter itself failed, and the engine fails the step.
+ExecutionOutcome = Literal["completed", "timed_out", "kernel_died", "unavailable"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +55,10 @@ class SandboxFile:
 class Sandbox(Protocol):
     """Runs code for threads, one isolated interpreter state per thread."""
 
+    async def start(self) -> None:
+        """Warm up (e.g. fill a pool of interpreters); optional before ``execute``."""
+        ...
+
     def execute(
         self, thread_id: str, code: str, files: Sequence[SandboxFile] = ()
     ) -> AsyncIterator[SandboxOutput]:
@@ -56,6 +72,18 @@ class Sandbox(Protocol):
 
     def workdir(self, thread_id: str) -> Path:
         """The directory the thread's code runs in (``/mnt/data`` in its paths)."""
+        ...
+
+    def resolve(self, thread_id: str, path: str) -> Path | None:
+        """The file ``/mnt/data/NAME`` (or ``sandbox:/mnt/data/NAME``) names; None if outside."""
+        ...
+
+    def last_outcome(self, thread_id: str) -> ExecutionOutcome | None:
+        """How the thread's last finished execution ended; None before any."""
+        ...
+
+    async def close_thread(self, thread_id: str, *, delete_files: bool = False) -> None:
+        """Drop the thread's interpreter now (the thread was deleted); optionally its files."""
         ...
 
     async def aclose(self) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
@@ -22,7 +21,12 @@ __all__ = ["CodeRunner", "ToolFailure", "build_request", "message_text", "run_op
 
 Obj = dict[str, Any]
 
-_SANDBOX_LINK = re.compile(r"sandbox:/mnt/data/([^\s)\]\"'<>]+)")
+# A link ends before whitespace, a closing bracket or quote, and trailing punctuation
+# (``see sandbox:/mnt/data/out.csv.`` names ``out.csv``).
+_SANDBOX_LINK = re.compile(r"sandbox:/mnt/data/[^\s)\]\"'<>]*[^\s)\]\"'<>.,;:!?]")
+
+# Outcomes where the interpreter itself failed (not the code): the step fails.
+_BROKEN = ("kernel_died", "unavailable")
 
 UNAVAILABLE = (
     "The code interpreter is unavailable on this server (it was started without a sandbox). "
@@ -115,11 +119,16 @@ class CodeRunner:
         self.sandbox = sandbox
 
     async def execute(self, tools: ToolStepWriter, call: ToolCall) -> list[str]:
-        """Run ``call``'s code, streaming its outputs; returns the ids of image files made."""
+        """Run ``call``'s code, streaming its outputs; returns the ids of image files made.
+
+        Raises ``ToolFailure`` when the interpreter itself failed (its kernel died
+        or could not start): the step keeps the logs saying so, and the run fails.
+        """
         if self.sandbox is None:
             raise ToolFailure(UNAVAILABLE)
+        thread_id = self.ctx.run["thread_id"]
         images: list[str] = []
-        outputs = self.sandbox.execute(self.ctx.run["thread_id"], call.text, self._files())
+        outputs = self.sandbox.execute(thread_id, call.text, self._files())
         try:
             async with closing(outputs) as stream:
                 async for output in stream:
@@ -128,6 +137,9 @@ class CodeRunner:
             raise
         except Exception as exc:
             raise ToolFailure(f"The code interpreter failed: {exc!r}") from exc
+        outcome = self.sandbox.last_outcome(thread_id)
+        if outcome in _BROKEN:
+            raise ToolFailure(_failure(outcome, call))
         return images
 
     def _output(self, tools: ToolStepWriter, call: ToolCall, output: object) -> list[str]:
@@ -147,15 +159,14 @@ class CodeRunner:
         """``file_path`` annotations for ``sandbox:/mnt/data/NAME`` links to files that exist."""
         if self.sandbox is None or "sandbox:/mnt/data/" not in text:
             return []
-        workdir = self.sandbox.workdir(self.ctx.run["thread_id"]).resolve()
         uploaded: dict[str, str] = {}
         found = []
         for match in _SANDBOX_LINK.finditer(text):
-            name = unquote(match.group(1))
-            file_id = uploaded.get(name) or self._upload(workdir, name)
+            link = unquote(match.group(0))
+            file_id = uploaded.get(link) or self._upload(link)
             if file_id is None:
                 continue
-            uploaded[name] = file_id
+            uploaded[link] = file_id
             found.append(
                 {
                     "type": "file_path",
@@ -167,9 +178,17 @@ class CodeRunner:
             )
         return found
 
-    def _upload(self, workdir: Path, name: str) -> str | None:
-        path = (workdir / name).resolve()
-        if not path.is_relative_to(workdir) or not path.is_file():
+    def _upload(self, link: str) -> str | None:
+        """Store the file a ``sandbox:`` link names as an ``assistants_output`` file."""
+        assert self.sandbox is not None
+        thread_id = self.ctx.run["thread_id"]
+        path = self.sandbox.resolve(thread_id, link)
+        if path is None:
+            return None
+        path = path.resolve()  # a symlink must not lead out of the working directory
+        if not path.is_relative_to(self.sandbox.workdir(thread_id).resolve()):
+            return None
+        if not path.is_file():
             return None
         file = self.ctx.store.add_file(
             path.read_bytes(), path.name, "assistants_output", self.ctx.now()
@@ -197,3 +216,14 @@ class CodeRunner:
             if file is not None:
                 files.append(SandboxFile(file["filename"], self.ctx.store.file_path(file_id)))
         return files
+
+
+def _failure(outcome: str, call: ToolCall) -> str:
+    """The run's ``last_error`` message: the sandbox's own account, and what to do next."""
+    logs = "".join(o.get("logs", "") for o in call.outputs)
+    lines = [line for line in logs.splitlines() if line.strip()]
+    if outcome == "kernel_died":  # the sandbox's note on the death comes last
+        detail = lines[-1] if lines else "The Python kernel running this code died."
+        return f"{detail} Create a new run to continue."
+    detail = lines[0] if lines else "The code interpreter could not start a Python kernel."
+    return f"{detail} See the server's log; a new run will try to start a kernel again."

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -10,32 +9,9 @@ from typing import Any
 
 import openai
 import pytest
+from server_support import Entry, client_for, write_cassette
 
 from asst_magic.server import ServerConfig, ServerHandle, start_in_thread
-from asst_magic.sse import SSEDecoder
-
-Entry = dict[str, Any]
-VECTORS = Path(__file__).parent.parent / "vectors" / "assistants"
-
-
-def write_cassette(path: Path, entries: list[Entry]) -> Path:
-    """A JSONL cassette file with ``entries``."""
-    path.write_text("".join(json.dumps(e) + "\n" for e in entries), encoding="utf-8")
-    return path
-
-
-def client_for(handle: ServerHandle) -> openai.OpenAI:
-    """The real SDK pointed at ``handle`` (no retries, so errors show at once)."""
-    return openai.OpenAI(base_url=handle.base_url, api_key=handle.token, max_retries=0)
-
-
-def sse_events(chunks: Iterator[bytes]) -> list[tuple[str, Any]]:
-    """Decode a raw SSE body into (event, data) with JSON data parsed (``[DONE]`` kept)."""
-    decoder, events = SSEDecoder(), []
-    for chunk in chunks:
-        events += decoder.feed(chunk)
-    events += decoder.flush()
-    return [(name, data if data == "[DONE]" else json.loads(data)) for name, data in events]
 
 
 @pytest.fixture(autouse=True)
@@ -54,17 +30,18 @@ def start_server(tmp_path: Path) -> Iterator[Callable[..., ServerHandle]]:
     def start(
         entries: list[Entry] | None = None,
         *,
-        sandbox: Any = None,
         models: Any = None,
         **options: Any,
     ) -> ServerHandle:
+        """Pass ``sandbox=`` to use one; else ``code_interpreter=True`` uses the real one."""
         cassettes = options.pop("cassettes", ())
+        sandbox = {"sandbox": options.pop("sandbox")} if "sandbox" in options else {}
         if entries is not None:
             cassettes = (write_cassette(tmp_path / f"c{len(handles)}.jsonl", entries),)
         options.setdefault("data_dir", tmp_path / "data")
         options.setdefault("code_interpreter", False)
         config = ServerConfig(cassettes=tuple(cassettes), **options)
-        handle = start_in_thread(config, sandbox=sandbox, models=models)
+        handle = start_in_thread(config, models=models, **sandbox)
         handles.append(handle)
         return handle
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import openai
 import pytest
-from conftest import client_for
+from server_support import client_for
 
 from asst_magic.server import ServerHandle
 

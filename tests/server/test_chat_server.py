@@ -10,7 +10,7 @@ from typing import Any
 import openai
 import pytest
 from chat_replay_server import ChatReplayServer, Reply, chat_chunk, python_call_body, sse_body
-from conftest import client_for, write_cassette
+from server_support import client_for, write_cassette
 
 from asst_magic.server import ServerConfig, ServerHandle, spawn, start_in_thread
 from asst_magic.server.cli import build_parser, model_settings

@@ -1,50 +1,67 @@
-"""How the engine uses a sandbox: streamed outputs, images as files, sandbox: links as files.
+"""How the engine uses the code interpreter: streamed outputs, images as files, links as files.
 
-The sandbox here is a small scripted implementation of the ``Sandbox`` protocol
-(the kernel-backed one is tested in its own module); what is checked is what the
-client sees through the real SDK and wire.
+The sandbox is the real kernel-backed one; what is checked is what the client
+sees through the real SDK and wire. One fake remains, for a fault the real
+sandbox cannot produce (see ``BrokenSandbox``).
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 
 import openai
-from conftest import client_for, sse_events
+import psutil
+from PIL import Image
+from server_support import client_for, sse_events
 from test_conformance import assert_conforms, recorded
 
 from asst_magic.server import ServerHandle
-from asst_magic.server.sandbox import ImageOutput, LogsOutput, SandboxFile, SandboxOutput
+from asst_magic.server.kernels import KernelSandbox
+from asst_magic.server.sandbox import ExecutionOutcome, SandboxFile, SandboxOutput
 
 Start = Callable[..., ServerHandle]
-PNG = b"\x89PNG\r\n\x1a\nfake-image"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
-class ScriptedSandbox:
-    """Prints ``logs`` piece by piece, shows one image, and writes ``plot.png`` to the workdir."""
+def png_bytes() -> bytes:
+    """A small real PNG, to upload as the file the answer links to."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (4, 3), "red").save(buffer, format="PNG")
+    return buffer.getvalue()
 
-    def __init__(self, root: Path, logs: Sequence[str] = ("45\n",)) -> None:
-        self.root = root
-        self.logs = logs
-        self.calls: list[tuple[str, str, list[str]]] = []
-        self.closed = False
+
+class BrokenSandbox:
+    """A sandbox whose ``execute`` raises: a bug in an implementation, which the real
+    ``KernelSandbox`` never shows by design (it reports every failure as logs), so
+    only a fake can check that the engine contains it."""
+
+    async def start(self) -> None:
+        pass
 
     async def execute(
         self, thread_id: str, code: str, files: Sequence[SandboxFile] = ()
     ) -> AsyncIterator[SandboxOutput]:
-        self.calls.append((thread_id, code, [f.name for f in files]))
-        self.workdir(thread_id).mkdir(parents=True, exist_ok=True)
-        (self.workdir(thread_id) / "plot.png").write_bytes(PNG)
-        for piece in self.logs:
-            yield LogsOutput(piece)
-        yield ImageOutput(PNG)
+        raise OSError("sandbox disk is gone")
+        yield  # pragma: no cover - makes this an async generator
 
     def workdir(self, thread_id: str) -> Path:
-        return self.root / thread_id
+        return Path("/nonexistent") / thread_id
+
+    def resolve(self, thread_id: str, path: str) -> Path | None:
+        return None
+
+    def last_outcome(self, thread_id: str) -> ExecutionOutcome | None:
+        return None
+
+    async def close_thread(self, thread_id: str, *, delete_files: bool = False) -> None:
+        pass
 
     async def aclose(self) -> None:
-        self.closed = True
+        pass
 
 
 def scenario() -> dict[str, object]:
@@ -65,13 +82,11 @@ def scenario() -> dict[str, object]:
     return {"user": "Plot it", "turns": turns}
 
 
-def test_code_interpreter_run_streams_outputs_image_and_file_link(
-    start_server: Start, tmp_path: Path
-) -> None:
-    sandbox = ScriptedSandbox(tmp_path / "sandbox")
-    handle = start_server([scenario()], sandbox=sandbox)
+def test_code_interpreter_run_streams_outputs_image_and_file_link(start_server: Start) -> None:
+    handle = start_server([scenario()], code_interpreter=True)
     client = client_for(handle)
-    upload = client.files.create(file=("data.csv", b"x\n1\n"), purpose="assistants")
+    linked = png_bytes()
+    upload = client.files.create(file=("plot.png", linked), purpose="assistants")
     assistant = client.beta.assistants.create(
         model="replay",
         tools=[{"type": "code_interpreter"}],
@@ -91,21 +106,18 @@ def test_code_interpreter_run_streams_outputs_image_and_file_link(
         }
     )
     assert_conforms(ours, recorded("synthetic-code-interpreter-image.sse"), allowed)
-    assert sandbox.calls == [
-        (
-            thread.id,
-            "import matplotlib.pyplot as plt\nprint(sum(range(10)))\nplt.plot([1,2,3]); plt.show()",
-            ["data.csv"],
-        )
-    ]
 
     run_id = ours[1][1]["id"]
     steps = client.beta.threads.runs.steps.list(run_id, thread_id=thread.id, order="asc").data
-    outputs = steps[0].step_details.tool_calls[0].code_interpreter.outputs  # type: ignore[union-attr]
+    call = steps[0].step_details.tool_calls[0].code_interpreter  # type: ignore[union-attr]
+    assert call.input == (
+        "import matplotlib.pyplot as plt\nprint(sum(range(10)))\nplt.plot([1,2,3]); plt.show()"
+    )
+    outputs = call.outputs
     assert outputs[0].logs == "45\n"  # type: ignore[union-attr]
     image_id = outputs[1].image.file_id  # type: ignore[union-attr]
     assert client.files.retrieve(image_id).purpose == "assistants_output"
-    assert client.files.content(image_id).read() == PNG
+    assert client.files.content(image_id).read().startswith(PNG_SIGNATURE)
 
     message = client.beta.threads.messages.list(thread_id=thread.id, limit=1).data[0]
     assert message.content[0].image_file.file_id == image_id  # type: ignore[union-attr]
@@ -113,12 +125,11 @@ def test_code_interpreter_run_streams_outputs_image_and_file_link(
     annotation = text.annotations[0]
     assert annotation.type == "file_path"
     assert text.value[annotation.start_index : annotation.end_index] == "sandbox:/mnt/data/plot.png"
-    assert client.files.content(annotation.file_path.file_id).read() == PNG  # type: ignore[union-attr]
+    assert client.files.content(annotation.file_path.file_id).read() == linked  # type: ignore[union-attr]
 
 
-def test_sdk_stream_helpers_see_code_and_streamed_logs(start_server: Start, tmp_path: Path) -> None:
-    sandbox = ScriptedSandbox(tmp_path, logs=("4", "5\n"))
-    client: openai.OpenAI = client_for(start_server([scenario()], sandbox=sandbox))
+def test_sdk_stream_helpers_see_code_and_streamed_logs(start_server: Start) -> None:
+    client: openai.OpenAI = client_for(start_server([scenario()], code_interpreter=True))
     assistant = client.beta.assistants.create(model="replay", tools=[{"type": "code_interpreter"}])
     thread = client.beta.threads.create(messages=[{"role": "user", "content": "Plot it"}])
     with client.beta.threads.runs.stream(thread_id=thread.id, assistant_id=assistant.id) as stream:
@@ -130,7 +141,57 @@ def test_sdk_stream_helpers_see_code_and_streamed_logs(start_server: Start, tmp_
     assert code.outputs[0].logs == "45\n"  # type: ignore[union-attr]
 
 
-def test_server_closes_its_sandbox_on_stop(start_server: Start, tmp_path: Path) -> None:
-    sandbox = ScriptedSandbox(tmp_path)
-    start_server(sandbox=sandbox).stop()
-    assert sandbox.closed
+def wait_for(condition: Callable[[], bool], timeout: float = 60.0) -> bool:
+    """Check ``condition`` until it holds or ``timeout`` passes."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def test_server_warms_the_pool_at_start_and_closes_the_sandbox_on_stop(
+    start_server: Start, tmp_path: Path
+) -> None:
+    sandbox = KernelSandbox(tmp_path / "sandbox", preload=())
+    handle = start_server(sandbox=sandbox)
+    assert wait_for(lambda: len(sandbox.kernel_pids()) == 1)  # started by the server
+    (pid,) = sandbox.kernel_pids()
+    handle.stop()
+    assert sandbox.kernel_pids() == []
+    with contextlib.suppress(psutil.NoSuchProcess):
+        assert psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+
+
+def code_run(client: openai.OpenAI) -> tuple[openai.types.beta.threads.Run, list[str]]:
+    """Run the scenario; returns the run and its steps' statuses."""
+    assistant = client.beta.assistants.create(model="replay", tools=[{"type": "code_interpreter"}])
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "Plot it"}])
+    with client.beta.threads.runs.stream(thread_id=thread.id, assistant_id=assistant.id) as stream:
+        stream.until_done()
+        run = stream.get_final_run()
+    steps = client.beta.threads.runs.steps.list(run.id, thread_id=thread.id).data
+    return run, [s.status for s in steps]
+
+
+def test_a_kernel_that_cannot_start_fails_the_run_cleanly(
+    start_server: Start, tmp_path: Path
+) -> None:
+    # A real kernel that dies at start-up under a 30 MiB memory limit: "unavailable".
+    sandbox = KernelSandbox(
+        tmp_path / "sandbox", pool_size=0, preload=(), memory_limit_bytes=30 * 1024**2
+    )
+    run, statuses = code_run(client_for(start_server([scenario()], sandbox=sandbox)))
+    assert run.status == "failed"
+    assert run.last_error is not None
+    assert run.last_error.message.startswith("The code interpreter could not start a Python kernel")
+    assert statuses == ["failed"]
+
+
+def test_a_sandbox_that_raises_fails_the_run_with_the_error(start_server: Start) -> None:
+    run, statuses = code_run(client_for(start_server([scenario()], sandbox=BrokenSandbox())))
+    assert run.status == "failed"
+    assert run.last_error is not None
+    assert "The code interpreter failed: OSError('sandbox disk is gone')" in run.last_error.message
+    assert statuses == ["failed"]

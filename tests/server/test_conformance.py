@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import openai
-from conftest import VECTORS, sse_events
+from server_support import VECTORS, sse_events
 
 Serve = Callable[..., openai.OpenAI]
 Events = list[tuple[str, Any]]
@@ -193,3 +193,57 @@ def test_plain_responses_match_recorded_objects(serve: Serve) -> None:
         assert shape_diffs(ours, theirs, prefix, frozenset()) == []
         assert ours["id"].split("_")[0] == theirs["id"].split("_")[0]
     assert Path(VECTORS / "text-run.2.meta.json").exists()
+
+
+def code_pieces(events: Events) -> list[str]:
+    """The streamed code of the first code_interpreter call, piece by piece."""
+    pieces = []
+    for name, data in events:
+        if name == "thread.run.step.delta":
+            call = data["delta"]["step_details"]["tool_calls"][0]
+            if "id" not in call and "input" in call["code_interpreter"]:
+                pieces.append(call["code_interpreter"]["input"])
+    return pieces
+
+
+def output_delta_indexes(events: Events) -> list[int]:
+    """Positions of the step deltas that stream code_interpreter ``outputs``."""
+    return [
+        i
+        for i, (name, data) in enumerate(events)
+        if name == "thread.run.step.delta"
+        and "outputs" in data["delta"]["step_details"]["tool_calls"][0]["code_interpreter"]
+        and "id" not in data["delta"]["step_details"]["tool_calls"][0]
+    ]
+
+
+def test_code_interpreter_run_matches_recording(serve: Serve) -> None:
+    """The recorded code ends in a bare expression (``solution``).
+
+    OpenAI's sandbox gave its value to the model but reported no output, so the
+    recording has no ``outputs`` delta. Our kernel reports an expression's value as
+    ``logs`` (the user sees what the model saw): we check that this is exactly one
+    delta, shaped as OpenAI's logs deltas (from the synthetic vector), then compare
+    the rest of the stream with the recording.
+    """
+    theirs = recorded("code-interpreter-logs.sse")
+    run = next(d for name, d in theirs if name == "thread.run.created")
+    code_turn = {"tool_calls": [{"type": "code_interpreter", "input": code_pieces(theirs)}]}
+    user = "Solve 3x + 11 = 14."
+    client = serve(
+        [{"user": user, "turns": [code_turn, {"text": text_pieces(theirs)}]}],
+        code_interpreter=True,
+    )
+    assistant = client.beta.assistants.create(
+        model="replay", instructions=run["instructions"], tools=run["tools"]
+    )
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": user}])
+    ours = stream_run(client, thread.id, assistant.id)
+
+    (extra,) = output_delta_indexes(ours)
+    synthetic = recorded("synthetic-code-interpreter-image.sse")
+    logs_delta = synthetic[output_delta_indexes(synthetic)[0]][1]
+    assert shape_diffs(ours[extra][1], logs_delta, "outputs delta", frozenset()) == []
+    output = ours[extra][1]["delta"]["step_details"]["tool_calls"][0]["code_interpreter"]
+    assert output["outputs"] == [{"index": 0, "type": "logs", "logs": "[1]\n"}]
+    assert_conforms(ours[:extra] + ours[extra + 1 :], theirs)

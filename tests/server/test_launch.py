@@ -12,7 +12,7 @@ import threading
 from pathlib import Path
 
 import openai
-from conftest import client_for, write_cassette
+from server_support import client_for, write_cassette
 
 from asst_magic.server import ServerConfig, spawn, start_in_thread
 

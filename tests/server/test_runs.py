@@ -7,9 +7,9 @@ from collections.abc import Callable
 from typing import Any
 
 import openai
-from conftest import sse_events
 from openai import AssistantEventHandler
 from openai.types.beta.threads import Text, TextDelta
+from server_support import sse_events
 
 Serve = Callable[..., openai.OpenAI]
 
@@ -224,6 +224,17 @@ def test_unmatched_user_message_fails_run_naming_the_message(serve: Serve) -> No
         "replay cassette has no entry for the user message 'What is the airspeed of an unladen "
         "swallow?' (cassettes: c0.jsonl); add one or use a live model"
     )
+
+
+def test_replay_without_a_cassette_fails_run_saying_how_to_get_an_answer(serve: Serve) -> None:
+    client = serve()  # no cassette at all: the first thing a new user may hit
+    assistant_id, thread_id = setup(client, "Hello")
+    run = client.beta.threads.runs.create_and_poll(thread_id=thread_id, assistant_id=assistant_id)
+    assert run.status == "failed" and run.last_error is not None
+    assert run.last_error.code == "invalid_prompt"
+    assert run.last_error.message.startswith("the replay model has no cassette to answer from")
+    assert "AssistantMagics.cassette" in run.last_error.message
+    assert "$ASST_MAGIC_MODEL_URL" in run.last_error.message
 
 
 def test_unknown_model_fails_run_naming_model_and_what_is_available(serve: Serve) -> None:

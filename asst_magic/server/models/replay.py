@@ -77,6 +77,14 @@ class ReplayModel:
     def _entry_for(self, request: TurnRequest) -> CassetteEntry:
         users = [item.text.strip() for item in request.conversation if isinstance(item, UserText)]
         text = users[-1] if users else ""
+        if not self._paths:
+            raise ModelError(
+                "the replay model has no cassette to answer from: give one "
+                "(`%config AssistantMagics.cassette = 'FILE.jsonl'`, $ASST_MAGIC_CASSETTE or "
+                "`asst-magic serve --cassette FILE`), or configure a live model "
+                "($ASST_MAGIC_MODEL_URL and $ASST_MAGIC_MODEL, or $OPENAI_API_KEY)",
+                code="invalid_prompt",
+            )
         matches = [e for e in self._entries() if e.user == text]
         if not matches:
             raise ModelError(
