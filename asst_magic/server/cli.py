@@ -46,11 +46,36 @@ def build_parser() -> argparse.ArgumentParser:
         "--cassette", type=Path, action="append", default=[], help="replay cassette (repeatable)"
     )
     serve.add_argument("--max-body-bytes", type=int, default=32 * 1024 * 1024)
-    serve.add_argument("--code-timeout", type=float, default=120.0)
-    serve.add_argument("--no-code-interpreter", action="store_true")
+    _add_code_arguments(serve)
     _add_model_arguments(serve)
     serve.add_argument("--watch-parent", type=int, default=None, help=argparse.SUPPRESS)
     return parser
+
+
+def _add_code_arguments(serve: argparse.ArgumentParser) -> None:
+    code = serve.add_argument_group("code interpreter", "one Jupyter kernel per thread")
+    code.add_argument("--no-code-interpreter", action="store_true", help="serve without it")
+    code.add_argument(
+        "--code-timeout", type=float, default=120.0, help="seconds per execution (default 120)"
+    )
+    code.add_argument(
+        "--code-idle-timeout",
+        type=float,
+        default=600.0,
+        help="shut a thread's kernel down after this many idle seconds (default 600)",
+    )
+    code.add_argument(
+        "--code-pool-size", type=int, default=1, help="kernels kept warm for new threads"
+    )
+    code.add_argument(
+        "--code-max-output-chars", type=int, default=50_000, help="output cap per execution"
+    )
+    code.add_argument(
+        "--code-memory-limit-mb",
+        type=int,
+        default=2048,
+        help="address-space limit per kernel, MiB; 0 for none (default 2048)",
+    )
 
 
 def _add_model_arguments(serve: argparse.ArgumentParser) -> None:
@@ -97,14 +122,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             "also give --model-url (or set ASST_MAGIC_MODEL_URL)"
         )
     config = ServerConfig(
-        data_dir=args.data_dir or Path(platformdirs.user_data_dir("asst-magic")),
+        data_dir=args.data_dir or Path(platformdirs.user_data_dir("asst_magic", appauthor=False)),
         host=args.host,
         port=args.port,
         token=token,
         cassettes=tuple(args.cassette),
         max_body_bytes=args.max_body_bytes,
-        code_timeout=args.code_timeout,
         code_interpreter=not args.no_code_interpreter,
+        code_timeout=args.code_timeout,
+        code_idle_timeout=args.code_idle_timeout,
+        code_pool_size=args.code_pool_size,
+        code_max_output_chars=args.code_max_output_chars,
+        code_memory_limit_bytes=args.code_memory_limit_mb * 1024**2 or None,
         context_tokens=args.context_tokens,
         record_cassette=record,
         **model,

@@ -183,12 +183,23 @@ def _command(config: ServerConfig) -> list[str]:
     cmd = [sys.executable, "-m", "asst_magic.server", "serve", "--host", config.host]
     cmd += ["--port", str(config.port), "--data-dir", str(config.data_dir)]
     cmd += ["--max-body-bytes", str(config.max_body_bytes)]
-    cmd += ["--code-timeout", str(config.code_timeout), "--watch-parent", str(os.getpid())]
+    cmd += ["--watch-parent", str(os.getpid())]
     for cassette in config.cassettes:
         cmd += ["--cassette", str(cassette)]
+    return cmd + _code_arguments(config) + _model_arguments(config)
+
+
+def _code_arguments(config: ServerConfig) -> list[str]:
     if not config.code_interpreter:
-        cmd.append("--no-code-interpreter")
-    return cmd + _model_arguments(config)
+        return ["--no-code-interpreter"]
+    memory_mb = (config.code_memory_limit_bytes or 0) // 1024**2
+    return [
+        *("--code-timeout", str(config.code_timeout)),
+        *("--code-idle-timeout", str(config.code_idle_timeout)),
+        *("--code-pool-size", str(config.code_pool_size)),
+        *("--code-max-output-chars", str(config.code_max_output_chars)),
+        *("--code-memory-limit-mb", str(memory_mb)),
+    ]
 
 
 def _model_arguments(config: ServerConfig) -> list[str]:

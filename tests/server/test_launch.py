@@ -10,6 +10,7 @@ import sys
 import textwrap
 import threading
 from pathlib import Path
+from typing import Any
 
 import openai
 from server_support import client_for, write_cassette
@@ -17,6 +18,7 @@ from server_support import client_for, write_cassette
 from asst_magic.server import ServerConfig, spawn, start_in_thread
 
 HELLO = {"user": "Hello", "turns": [{"text": ["Hi", "!"]}]}
+CODE: Any = {"type": "code_interpreter"}
 
 
 def wait_exit(pid: int, timeout: float = 20.0) -> bool:
@@ -176,3 +178,34 @@ def test_cli_prints_base_url_then_token_first(tmp_path: Path) -> None:
             proc.stdout.close()
     # uvicorn shuts down gracefully, then re-raises SIGTERM so the exit status reports it.
     assert proc.returncode in (0, -signal.SIGTERM)
+
+
+def test_spawn_passes_code_interpreter_settings_to_the_child(tmp_path: Path) -> None:
+    loop = {
+        "user": "Spin",
+        "turns": [
+            {"tool_calls": [{"type": "code_interpreter", "input": "while True: pass"}]},
+            {"text": "Stopped."},
+        ],
+    }
+    config = ServerConfig(
+        data_dir=tmp_path / "data",
+        cassettes=(write_cassette(tmp_path / "c.jsonl", [loop]),),
+        code_timeout=1.5,
+        code_pool_size=0,
+        code_memory_limit_bytes=512 * 1024**2,
+    )
+    with spawn(config) as handle:
+        cmdline = Path(f"/proc/{handle.pid}/cmdline").read_bytes().split(b"\0")
+        assert cmdline[cmdline.index(b"--code-pool-size") :][:2] == [b"--code-pool-size", b"0"]
+        assert cmdline[cmdline.index(b"--code-memory-limit-mb") + 1] == b"512"
+        client = client_for(handle)
+        assistant = client.beta.assistants.create(model="replay", tools=[CODE])
+        thread = client.beta.threads.create(messages=[{"role": "user", "content": "Spin"}])
+        run = client.beta.threads.runs.create_and_poll(
+            thread_id=thread.id, assistant_id=assistant.id
+        )
+        assert run.status == "completed"
+        steps = client.beta.threads.runs.steps.list(run.id, thread_id=thread.id, order="asc")
+        logs = steps.data[0].step_details.tool_calls[0].code_interpreter.outputs[0].logs  # type: ignore[union-attr]
+        assert "Execution timed out after 1.5 s" in logs
