@@ -15,18 +15,19 @@ import asyncio
 import contextlib
 import copy
 import dataclasses
-import datetime as dt
-import enum
 import inspect
 import json
 import re
 import threading
-import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
-from decimal import Decimal
-from pathlib import PurePath
 from typing import Any, TypeVar, overload
 
+from asst_magic.outputs import (
+    DEFAULT_MAX_OUTPUT_CHARS,
+    exception_text,
+    format_error,
+    format_output,
+)
 from asst_magic.schema import (
     Parameter,
     SchemaError,
@@ -49,7 +50,6 @@ __all__ = [
     "function",
 ]
 
-DEFAULT_MAX_OUTPUT_CHARS = 20_000
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # what the API accepts as a function name
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -270,7 +270,7 @@ class FunctionRegistry:
         try:
             result = entry.fn(**kwargs)
         except Exception as exc:
-            return self._failure(call, _exception_text(exc))
+            return self._failure(call, exception_text(exc))
         if inspect.isawaitable(result):
             return _Pending(call, result)
         return self._success(call, result)
@@ -287,14 +287,14 @@ class FunctionRegistry:
         try:
             value = await awaitable
         except Exception as exc:
-            return self._failure(call, _exception_text(exc))
+            return self._failure(call, exception_text(exc))
         return self._success(call, value)
 
     def _success(self, call: ToolCall, value: Any) -> CallOutcome:
         return CallOutcome(call.id, format_output(value, self.max_output_chars), None, value)
 
     def _failure(self, call: ToolCall, error: str) -> CallOutcome:
-        return CallOutcome(call.id, _truncate(f"Error: {error}", self.max_output_chars), error)
+        return CallOutcome(call.id, format_error(error, self.max_output_chars), error)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -326,14 +326,9 @@ def _arguments(entry: RegisteredFunction, text: str) -> dict[str, Any]:
         try:
             kwargs[key] = convert(value, hints[key])
         except Exception as exc:
-            message = f"invalid arguments for {entry.name}: {key!r}: {_exception_text(exc)}"
+            message = f"invalid arguments for {entry.name}: {key!r}: {exception_text(exc)}"
             raise _ArgumentError(message) from None
     return kwargs
-
-
-def _exception_text(exc: BaseException) -> str:
-    message = str(exc)
-    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
 
 
 def _close_unstarted(started: list[CallOutcome | _Pending]) -> None:
@@ -408,67 +403,6 @@ class _LoopThread(threading.Thread):
         if self._error is not None:
             raise self._error
         return self._result
-
-
-# ---------------------------------------------------------------- output
-
-
-def format_output(value: Any, max_chars: int | None = DEFAULT_MAX_OUTPUT_CHARS) -> str:
-    """A return value as the text sent to the model: str as is, else JSON, else repr; capped."""
-    if isinstance(value, str):
-        return _truncate(value, max_chars)
-    try:
-        text = json.dumps(value, default=_to_json, ensure_ascii=False)
-    except (TypeError, ValueError, RecursionError):
-        text = _safe_repr(value)
-    return _truncate(text, max_chars)
-
-
-def _truncate(text: str, max_chars: int | None) -> str:
-    if max_chars is None or len(text) <= max_chars:
-        return text
-    return f"{text[:max_chars]}… [truncated {len(text) - max_chars:,} characters]"
-
-
-def _safe_repr(value: Any) -> str:
-    try:
-        return repr(value)
-    except Exception as exc:
-        return f"<{type(value).__name__} object; repr failed: {_exception_text(exc)}>"
-
-
-def _to_json(value: Any) -> Any:
-    """JSON-able stand-ins for common non-JSON values; TypeError for the rest (-> repr)."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
-    if hasattr(value, "model_dump") and not isinstance(value, type):  # pydantic
-        return value.model_dump(mode="json")
-    library = type(value).__module__.split(".", 1)[0]
-    if library == "pandas" and hasattr(value, "to_json"):
-        orient = "records" if hasattr(value, "columns") else "index"
-        return json.loads(value.to_json(orient=orient, date_format="iso"))
-    if library == "numpy" and hasattr(value, "tolist"):
-        return value.tolist()
-    for kinds, convert_value in _JSON_STAND_INS:
-        if isinstance(value, kinds):
-            return convert_value(value)
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
-
-
-def _sorted_if_possible(items: set[Any] | frozenset[Any]) -> list[Any]:
-    try:
-        return sorted(items)
-    except TypeError:
-        return list(items)
-
-
-_JSON_STAND_INS: list[tuple[type | tuple[type, ...], Callable[[Any], Any]]] = [
-    ((dt.datetime, dt.date, dt.time), lambda v: v.isoformat()),
-    (dt.timedelta, lambda v: v.total_seconds()),
-    (enum.Enum, lambda v: v.value),
-    ((set, frozenset), _sorted_if_possible),
-    ((uuid.UUID, Decimal, PurePath), str),
-]
 
 
 # ---------------------------------------------------------------- decorator
