@@ -179,7 +179,7 @@ def _highlighter() -> Callable[[str], str]:
     from pygments.formatters import HtmlFormatter
     from pygments.lexers import PythonLexer
 
-    lexer, formatter = PythonLexer(), HtmlFormatter(cssclass="asst-code")
+    lexer, formatter = PythonLexer(), HtmlFormatter(cssclass="highlight asst-code")
     return lambda code: highlight(code, lexer, formatter)
 
 

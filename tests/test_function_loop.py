@@ -336,7 +336,7 @@ def big(n: int) -> str:
 @asst_magic.function
 def probe(tag: str) -> list:
     """The status of each function block the live widget shows now."""
-    shown = [o["data"]["text/plain"] for w in list(_instances.values())
+    shown = [o["data"].get("text/plain", "") for w in list(_instances.values())
              for o in getattr(w, "outputs", ()) if isinstance(o, dict) and "data" in o]
     calls = [t.split("\\n→ ")[0].rsplit(" · ", 1)[1] for t in shown if t.startswith("ƒ ")]
     return calls

@@ -41,6 +41,9 @@ class Publisher:
     ) -> None:
         self.messages.append({"data": data, "transient": transient, "update": update})
 
+    def clear_output(self, wait: bool = False) -> None:
+        self.messages.append({"clear": True, "wait": wait})
+
 
 def text_delta(snap: Snapshot, index: int, value: str) -> None:
     delta = {"content": [{"index": index, "type": "text", "text": {"value": value}}]}
@@ -104,10 +107,17 @@ def test_finish_replaces_the_widget_with_plain_outputs() -> None:
     view.update(snap)
     apply(snap, "thread.run.completed", {"id": "run_1", "thread_id": "t", "status": "completed"})
     view.finish(snap)
-    shown, replaced, status = publisher.messages
-    assert WIDGET in shown["data"]
-    assert replaced["update"] and replaced["transient"] == shown["transient"]
-    assert replaced["data"] == {"text/markdown": "Hi", "text/plain": "Hi"}
+    shown, cleared, answer, status = publisher.messages
+    # Only the widget view, so a notebook never saves a stale "%%assistant run" fallback.
+    assert list(shown["data"]) == [WIDGET]
+    # clear_output(wait=True) then plain displays: front ends swap them in without a flicker,
+    # and nbval (which ignores clears and updates) compares exactly the final outputs.
+    assert cleared == {"clear": True, "wait": True}
+    assert answer == {
+        "data": {"text/markdown": "Hi", "text/plain": "Hi"},
+        "transient": None,
+        "update": False,
+    }
     assert status["data"]["text/plain"].startswith("completed")
     assert all(widget.closed for widget in widgets)
 
