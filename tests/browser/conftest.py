@@ -67,7 +67,7 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         terminalreporter.write_line(f"browser screenshots: {ARTIFACTS}")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def artifacts() -> Path:
     """A fresh ``test-artifacts/browser/`` folder for this run's screenshots."""
     shutil.rmtree(ARTIFACTS, ignore_errors=True)
@@ -76,7 +76,7 @@ def artifacts() -> Path:
     return ARTIFACTS
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     """JupyterLab on 127.0.0.1 with a random token, serving a scratch copy of ``notebooks/``."""
     base = tmp_path_factory.mktemp("lab")
@@ -101,7 +101,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         _stop(proc)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     """Debian's chromium, headless, driven by Playwright (never a downloaded browser)."""
     if not CHROMIUM.exists():
