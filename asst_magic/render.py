@@ -267,6 +267,9 @@ def _linked_text(text: dict[str, Any], snap: Snapshot) -> str:
 
 def status_text(snap: Snapshot, elapsed: float | None = None) -> str:
     """One line: status word, elapsed seconds, tokens, and the error if the run failed."""
+    if snap.status == "history":
+        count = len(snap.messages)
+        return f"history of {snap.thread_id} · {count} message{'s' * (count != 1)}"
     parts = [_status_word(snap)]
     if elapsed is not None:
         parts.append(f"{elapsed:.1f} s")

@@ -77,11 +77,12 @@ def test_next_cell_continues_the_thread_and_history_shows_both(
     assert capsys.readouterr().out == f"{thread}\n"
     shell.display_pub.outputs.clear()
     shell.run_line_magic("asst_thread", "history")
-    assert plain(shell.display_pub.saved)[:4] == [
+    assert plain(shell.display_pub.saved) == [
         "**You:** hello",
         "Hello **world**!",
         "**You:** and again",
         "Still here.",
+        f"history of {thread} · 4 messages",
     ]
 
 
