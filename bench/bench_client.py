@@ -146,6 +146,9 @@ class CountingSink:
                 {"output_type": "display_data", "data": data, "metadata": metadata or {}}
             )
 
+    def clear_output(self, wait: bool = False) -> None:
+        self.sent += len(json.dumps({"wait": wait}))  # a clear_output message
+
     def output(self) -> CountingOutput:
         return CountingOutput(self)
 
