@@ -210,30 +210,39 @@ class AssistantMagics(Magics):
 
     def _backend(self, choice: str | None) -> Backend:
         from asst_magic.backends.assistants import configured
+        from asst_magic.backends.local import LocalBackend
 
         name = choice or self.backend
         if name == "auto":
             name = "assistants" if configured(self.environ) else "local"
-        key = self._backend_key(name)
+        key = self._server_settings(name)
         cached = self._backends.get(name)
-        if cached is not None and cached[0] == key:
-            return cached[1]
-        if cached is not None:
-            cached[1].close()  # settings changed: e.g. new cassettes need a new server
-        backend = self._make_backend(name)
-        self._backends[name] = (key, backend)
+        if cached is None or cached[0] != key:
+            if cached is not None:
+                cached[1].close()  # e.g. new cassettes need a new local server
+            self._backends[name] = cached = (key, self._make_backend(name))
+        backend = cached[1]
+        # Client-side settings apply at once, without restarting a server (and its kernels).
+        backend.files_dir = Path(self.files_dir)
+        if isinstance(backend, LocalBackend):
+            backend.model = self._model()
         return backend
 
-    def _backend_key(self, name: str) -> Any:
-        cassette = self.cassette or self.environ.get("ASST_MAGIC_CASSETTE", "")
-        return (name, cassette, self._model(), self.assistant_id, self.files_dir)
+    def _cassette(self) -> str:
+        return self.cassette or self.environ.get("ASST_MAGIC_CASSETTE", "")
+
+    def _server_settings(self, name: str) -> Any:
+        """What the backend was built from: a change means building it again."""
+        if name == "local":
+            return (name, self._cassette(), self.environ.get("ASST_MAGIC_DATA_DIR", ""))
+        return (name,)
 
     def _model(self) -> str:
         """The ``model`` setting, or what the environment implies (see its help)."""
         env = self.environ
         if self.model:
             return self.model
-        if self.cassette or env.get("ASST_MAGIC_CASSETTE"):
+        if self._cassette():
             return "replay"
         if env.get("ASST_MAGIC_MODEL"):
             return env["ASST_MAGIC_MODEL"]
@@ -251,11 +260,10 @@ class AssistantMagics(Magics):
             )
         from asst_magic.backends.local import LocalBackend, cassettes_from, data_dir_from
 
-        cassette = self.cassette or self.environ.get("ASST_MAGIC_CASSETTE", "")
         return LocalBackend(
             data_dir=data_dir_from(self.environ),
             files_dir=files_dir,
-            cassettes=cassettes_from(cassette),
+            cassettes=cassettes_from(self._cassette()),
             model=self._model(),
             launcher=self._launcher,
         )

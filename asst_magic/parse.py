@@ -12,17 +12,20 @@ from typing import Any
 
 __all__ = ["interpolate"]
 
-# ``{{`` / ``}}`` escapes, or ``{identifier}``; any other brace is just text.
-_FIELD = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*)\}")
+# ``{{name}}`` (an escaped field), a lone ``{{``, or ``{name}``. A ``}}`` elsewhere is
+# text: nested JSON and dicts end in ``}}`` and must reach the assistant as typed.
+_FIELD = re.compile(r"\{\{([A-Za-z_][A-Za-z0-9_]*)\}\}|\{\{|\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 def interpolate(text: str, namespace: Mapping[str, Any]) -> str:
     """Replace ``{name}`` by ``str(namespace[name])`` when ``name`` is defined; ``{{`` is ``{``."""
 
     def substitute(match: re.Match[str]) -> str:
-        token, name = match.group(0), match.group(1)
+        escaped, name = match.group(1), match.group(2)
+        if escaped is not None:
+            return "{" + escaped + "}"
         if name is None:
-            return token[0]
-        return str(namespace[name]) if name in namespace else token
+            return "{"
+        return str(namespace[name]) if name in namespace else match.group(0)
 
     return _FIELD.sub(substitute, text)

@@ -61,6 +61,8 @@ class Backend(ABC):
 
     #: Where requests go, for error messages.
     base_url: str = ""
+    #: Where files the assistant makes are saved (links in the transcript point here).
+    files_dir: Path = Path("assistant_files")
 
     @abstractmethod
     def create_run(self, request: RunRequest) -> Iterator[RunEvent]:

@@ -57,13 +57,14 @@ class LocalBackend(SDKBackend):
         self._handle = launcher(ServerConfig(data_dir=data_dir, cassettes=cassettes))
         client = openai.OpenAI(base_url=self._handle.base_url, api_key=self._handle.token)
         super().__init__(client, hint=_HINT, files_dir=files_dir)
-        self._assistant_id: str | None = None
+        self._assistants: dict[str, str] = {}  # model -> its default assistant
 
     def default_assistant(self) -> str:
         """Reuse the assistant this data dir already has for ``model``, or create it."""
-        if self._assistant_id is None:
-            self._assistant_id = self._find_assistant() or self._create_assistant()
-        return self._assistant_id
+        if self.model not in self._assistants:
+            found = self._find_assistant() or self._create_assistant()
+            self._assistants[self.model] = found
+        return self._assistants[self.model]
 
     def _find_assistant(self) -> str | None:
         for assistant in self.client.beta.assistants.list(limit=100):
