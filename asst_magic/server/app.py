@@ -74,7 +74,6 @@ def create_app(
         exception_handlers={
             APIError: _api_error,
             HTTPException: _http_error,
-            Exception: _server_error,
         },
         lifespan=lifespan,
     )
@@ -102,9 +101,3 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     else:
         message = str(exc.detail)
     return JSONResponse(error_body(message), status_code=exc.status_code)
-
-
-async def _server_error(request: Request, exc: Exception) -> Response:
-    log.error("internal error serving %s %s", request.method, request.url.path, exc_info=exc)
-    body = error_body(f"The local server hit an internal error: {exc!r}", type="server_error")
-    return JSONResponse(body, status_code=500)

@@ -18,6 +18,7 @@ from asst_magic.server.ids import new_token
 from asst_magic.server.launch import (
     MODEL_KEY_ENV,
     TOKEN_ENV,
+    StartupError,
     base_url,
     bind,
     default_sandbox,
@@ -68,6 +69,13 @@ def _add_code_arguments(serve: argparse.ArgumentParser) -> None:
         "--code-pool-size", type=int, default=1, help="kernels kept warm for new threads"
     )
     code.add_argument(
+        "--code-max-kernels",
+        type=_positive_int,
+        default=8,
+        help="threads' kernels running at once; the least recently used idle one is shut "
+        "down beyond it (default 8)",
+    )
+    code.add_argument(
         "--code-max-output-chars", type=int, default=50_000, help="output cap per execution"
     )
     code.add_argument(
@@ -76,6 +84,13 @@ def _add_code_arguments(serve: argparse.ArgumentParser) -> None:
         default=2048,
         help="address-space limit per kernel, MiB; 0 for none (default 2048)",
     )
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
 
 
 def _add_model_arguments(serve: argparse.ArgumentParser) -> None:
@@ -132,13 +147,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         code_timeout=args.code_timeout,
         code_idle_timeout=args.code_idle_timeout,
         code_pool_size=args.code_pool_size,
+        code_max_kernels=args.code_max_kernels,
         code_max_output_chars=args.code_max_output_chars,
         code_memory_limit_bytes=args.code_memory_limit_mb * 1024**2 or None,
         context_tokens=args.context_tokens,
         record_cassette=record,
         **model,
     )
-    return serve(config, announce_token=token is None, watch_parent=args.watch_parent)
+    try:
+        return serve(config, announce_token=token is None, watch_parent=args.watch_parent)
+    except StartupError as exc:  # the user's to fix: a message, not a traceback
+        print(f"asst-magic serve: error: {exc}", file=sys.stderr)
+        return 2
 
 
 def _env_path(value: str | None) -> Path | None:
@@ -174,7 +194,11 @@ def serve(config: ServerConfig, *, announce_token: bool, watch_parent: int | Non
         if announce_token:
             print(f"token: {config.token}", flush=True)
 
-    server = make_server(config, ready, sandbox=default_sandbox(config))
+    try:
+        server = make_server(config, ready, sandbox=default_sandbox(config))
+    except BaseException:
+        sock.close()
+        raise
     if watch_parent is not None:
         _watch_parent(watch_parent, server)
     server.run(sockets=[sock])

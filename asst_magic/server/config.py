@@ -16,7 +16,9 @@ class ServerConfig:
     ``code_interpreter=False`` starts without a sandbox: code_interpreter calls
     then fail their run with a clear ``last_error``. The ``code_*`` fields are the
     code interpreter's limits: per-execution timeout (s), output cap (characters),
-    kernel memory limit (bytes, None for none), idle kernel shutdown (s), warm pool size.
+    kernel memory limit (bytes, None for none), idle kernel shutdown (s), warm pool size,
+    and how many threads' kernels may run at once (the least recently used idle one
+    is shut down to start another).
     """
 
     data_dir: Path
@@ -31,6 +33,7 @@ class ServerConfig:
     code_memory_limit_bytes: int | None = 2 * 1024**3
     code_idle_timeout: float = 600.0
     code_pool_size: int = 1
+    code_max_kernels: int = 8
     poll_after_ms: int = 100
     run_expiry_seconds: int = 600
     model_url: str | None = None

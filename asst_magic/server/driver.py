@@ -57,6 +57,11 @@ class RunDriver:
         """The run object as last committed."""
         return self.ctx.run
 
+    def live_message(self, message_id: str) -> Obj | None:
+        """The message this run is writing, if it is ``message_id`` (the copy it commits)."""
+        writer = self._message
+        return writer.message if writer is not None and writer.message["id"] == message_id else None
+
     def attach(self, stream: EventStream | None) -> None:
         """Send this run's events to ``stream`` from now on."""
         self.ctx.stream = stream

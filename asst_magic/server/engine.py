@@ -13,6 +13,7 @@ from typing import Any
 
 from asst_magic.server.config import ServerConfig
 from asst_magic.server.driver import RunDriver
+from asst_magic.server.errors import not_accepting_outputs
 from asst_magic.server.models import ModelRegistry
 from asst_magic.server.objects import ACTIVE_RUN_STATUSES
 from asst_magic.server.sandbox import Sandbox
@@ -55,8 +56,21 @@ class RunEngine:
         ctx.emit("thread.run.queued", run)
         self._launch(driver)
 
+    def pending_calls(self, run_id: str) -> list[str]:
+        """The tool call ids ``run_id`` waits for; OpenAI's 400 when it waits for none."""
+        driver = self._drivers.get(run_id)
+        if driver is None or driver.pending is None:
+            status = driver.run["status"] if driver is not None else None
+            raise not_accepting_outputs(run_id, status or self._stored_status(run_id))
+        return [c.id for c in driver.pending.calls if c.type == "function"]
+
     def submit(self, run_id: str, outputs: dict[str, str], stream: EventStream | None) -> Obj:
-        """Continue a run waiting for tool outputs; returns the (queued) run."""
+        """Continue a run waiting for tool outputs; returns the (queued) run.
+
+        Checks and claims the pending step before touching the stream, so of two
+        concurrent submits exactly one continues the run and the other gets a 400.
+        """
+        self.pending_calls(run_id)
         driver = self._drivers[run_id]
         self._cancel_timer(run_id)
         driver.attach(stream)
@@ -64,6 +78,23 @@ class RunEngine:
         snapshot = dict(driver.run)
         self._launch(driver)
         return snapshot
+
+    def update_metadata(self, run: Obj, metadata: Obj) -> Obj:
+        """Set a run's metadata on the copy its driver holds (if active), then commit it."""
+        driver = self._drivers.get(run["id"])
+        current = driver.run if driver is not None else run
+        current["metadata"] = metadata
+        self.store.put("run", current)
+        return dict(current)
+
+    def update_message_metadata(self, message: Obj, metadata: Obj) -> Obj:
+        """Set a message's metadata, on the copy its run is still writing if there is one."""
+        driver = self._drivers.get(message.get("run_id") or "")
+        live = driver.live_message(message["id"]) if driver is not None else None
+        current = live if live is not None else message
+        current["metadata"] = metadata
+        self.store.put("message", current)
+        return dict(current)
 
     def cancel(self, run_id: str) -> Obj:
         """Cancel an active run: ``cancelling`` now, ``cancelled`` once its task stops."""
@@ -74,10 +105,14 @@ class RunEngine:
             self._drivers.pop(run_id, None)
             return dict(driver.run)
         driver.cancel_requested = True
-        driver.set_status("cancelling", event=False)
+        driver.set_status("cancelling")  # a streaming client sees thread.run.cancelling
         if driver.started:
             driver.task.cancel()
         return dict(driver.run)
+
+    def _stored_status(self, run_id: str) -> str:
+        run = self.store.get("run", run_id)
+        return str(run["status"]) if run is not None else "unknown"
 
     def has(self, run_id: str) -> bool:
         """Whether ``run_id`` is active in this process."""

@@ -6,9 +6,12 @@ from typing import Any
 
 __all__ = [
     "APIError",
+    "StartupError",
     "bad_request",
     "conflict_active_run",
     "error_body",
+    "internal_error",
+    "not_accepting_outputs",
     "not_found",
     "payload_too_large",
     "unauthorized",
@@ -67,6 +70,16 @@ def conflict_active_run(thread_id: str, run_id: str) -> APIError:
     )
 
 
+def not_accepting_outputs(run_id: str, status: str) -> APIError:
+    """OpenAI's 400 for tool outputs sent to a run that is not waiting for them."""
+    if status == "requires_action":  # waiting, but in a server that has since restarted
+        return bad_request(
+            f"Run {run_id} is not waiting for tool outputs on this server (it was started "
+            "before the server restarted). Create a new run on the thread."
+        )
+    return bad_request(f'Runs in status "{status}" do not accept tool outputs.')
+
+
 def unauthorized(reason: str) -> APIError:
     """A 401 that says how to authenticate, without echoing the key that was sent."""
     return APIError(
@@ -85,3 +98,12 @@ def payload_too_large(limit: int) -> APIError:
         "send a smaller file or start the server with a larger max_body_bytes.",
         code="payload_too_large",
     )
+
+
+def internal_error(exc: BaseException) -> APIError:
+    """A 500 for a bug of ours, in OpenAI's shape."""
+    return APIError(500, f"The local server hit an internal error: {exc!r}", type="server_error")
+
+
+class StartupError(RuntimeError):
+    """The server cannot start for a reason the user can fix (the message says how)."""

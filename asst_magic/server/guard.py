@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import hmac
 import json
+import logging
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from asst_magic.server.errors import APIError, payload_too_large, unauthorized
+from asst_magic.server.errors import APIError, internal_error, payload_too_large, unauthorized
 
 __all__ = ["Guard"]
+
+log = logging.getLogger(__name__)
 
 
 class Guard:
@@ -33,7 +36,28 @@ class Guard:
             await _drain(receive)  # read the body first so the client sees the response
             await _send_error(send, problem)
             return
-        await self.app(scope, self._limited(receive), send)
+        await self._serve(scope, self._limited(receive), send)
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Run the app; a bug of ours becomes one logged traceback and an OpenAI-shaped 500.
+
+        Handled here rather than by Starlette's outermost error middleware, which
+        logs the exception twice and drops the keep-alive connection.
+        """
+        started = False
+
+        async def tracking(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking)
+        except Exception as exc:
+            if started:  # a streaming response broke mid-way: nothing sane left to send
+                raise
+            log.error("internal error serving %s %s", scope["method"], scope["path"], exc_info=exc)
+            await _send_error(send, internal_error(exc))
 
     def _auth_problem(self, header: bytes | None) -> APIError | None:
         if header is None:

@@ -150,8 +150,10 @@ class KernelProcess:
 
     def execute(self, code: str, *, silent: bool = False) -> str:
         """Send an execute request; returns its message id."""
+        # stop_on_error=False: an error (or an interrupt) in this request must never
+        # make the kernel abort the thread's next request, queued behind it.
         msg_id: str = self.client.execute(
-            code, silent=silent, store_history=not silent, allow_stdin=False
+            code, silent=silent, store_history=not silent, allow_stdin=False, stop_on_error=False
         )
         return msg_id
 

@@ -21,11 +21,12 @@ import contextlib
 import re
 import shutil
 from collections import deque
-from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
 from asst_magic.server.kernel_boot import MOUNT
+from asst_magic.server.kernel_execution import OUTCOMES, Execution, ending, lost_note
 from asst_magic.server.kernel_outputs import OutputCollector
 from asst_magic.server.kernel_process import (
     KernelProcess,
@@ -42,9 +43,6 @@ __all__ = ["DEFAULT_PRELOAD", "ExecutionOutcome", "KernelSandbox", "create_sandb
 
 DEFAULT_PRELOAD = ("numpy", "pandas", "matplotlib.pyplot")
 _THREAD_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
-_POLL = 0.5  # seconds between liveness/deadline checks while a run is silent
-_INTERRUPT_GRACE = 5.0  # how long an interrupted run may take to stop
-_KEPT = "files in /mnt/data are kept"
 _MOUNT_PARTS = PurePosixPath(MOUNT).parts
 # IPython puts its own ``open`` (bound to the unpatched ``io.open``) into the user
 # namespace, so user code's ``open("/mnt/data/x")`` would miss the path mapping:
@@ -53,20 +51,6 @@ _USER_OPEN = (
     "import builtins as _b\n_ip = get_ipython()\n"
     "_ip.user_ns['open'] = _ip.user_ns_hidden['open'] = _b.open\ndel _b, _ip"
 )
-_OUTCOMES: dict[str, ExecutionOutcome] = {
-    "completed": "completed",
-    "timed_out": "timed_out",
-    "unresponsive": "timed_out",
-    "kernel_died": "kernel_died",
-}
-
-
-def _lost_note(reason: str) -> str:
-    """The line a thread's next execution starts with after its kernel went away."""
-    return (
-        f"[Note: this thread's previous Python kernel {reason}, so variables, imports and "
-        f"functions from earlier code are gone ({_KEPT}); re-run what this code depends on.]\n"
-    )
 
 
 class KernelSandbox:
@@ -81,6 +65,7 @@ class KernelSandbox:
         memory_limit_bytes: int | None = 2 * 1024**3,
         idle_timeout: float = 600.0,
         pool_size: int = 1,
+        max_kernels: int = 8,
         max_images: int = 25,
         preload: Sequence[str] = DEFAULT_PRELOAD,
         startup_timeout: float = 60.0,
@@ -91,6 +76,7 @@ class KernelSandbox:
         self.memory_limit_bytes = memory_limit_bytes
         self.idle_timeout = idle_timeout
         self.pool_size = pool_size
+        self.max_kernels = max_kernels
         self.max_images = max_images
         self.preload = tuple(preload)
         self.startup_timeout = startup_timeout
@@ -101,6 +87,7 @@ class KernelSandbox:
         self._idle: dict[str, asyncio.TimerHandle] = {}
         self._pool: deque[asyncio.Task[KernelProcess]] = deque()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._settling: dict[str, asyncio.Task[None]] = {}  # abandoned requests being stopped
         self._closed = False
 
     # -- public API ---------------------------------------------------------
@@ -148,6 +135,7 @@ class KernelSandbox:
         self._check_open()
         async with self._locks.setdefault(thread_id, asyncio.Lock()):
             self._disarm_idle(thread_id)
+            await self._await_settled(thread_id)
             workdir.mkdir(parents=True, exist_ok=True)
             if files:
                 await asyncio.to_thread(_place_files, workdir, files)
@@ -160,7 +148,7 @@ class KernelSandbox:
             try:
                 lost = self._lost.pop(thread_id, None)
                 if lost:
-                    yield LogsOutput(_lost_note(lost))
+                    yield LogsOutput(lost_note(lost))
                 async for output in self._run(thread_id, kernel, code):
                     yield output
             finally:  # also when the consumer stops early
@@ -172,6 +160,7 @@ class KernelSandbox:
         workdir = self.workdir(thread_id)
         async with self._locks.setdefault(thread_id, asyncio.Lock()):
             self._disarm_idle(thread_id)
+            await self._await_settled(thread_id, cancel=True)
             await self._drop(thread_id)
             self._lost.pop(thread_id, None)
             self._outcomes.pop(thread_id, None)
@@ -187,6 +176,8 @@ class KernelSandbox:
         for handle in self._idle.values():
             handle.cancel()
         self._idle.clear()
+        for thread_id in list(self._settling):
+            await self._await_settled(thread_id, cancel=True)
         pooled = await asyncio.gather(*self._pool, return_exceptions=True)
         kernels = [k for k in pooled if isinstance(k, KernelProcess)]
         kernels += self._kernels.values()
@@ -259,12 +250,33 @@ class KernelSandbox:
             await self._drop(thread_id)
             kernel = None
         if kernel is None:
+            await self._make_room()
             kernel = await self._take_kernel(workdir)
             if self._closed:
                 await kernel.shutdown()
                 self._check_open()
-            self._kernels[thread_id] = kernel
+        # Re-inserted, so the map runs from least to most recently used.
+        self._kernels.pop(thread_id, None)
+        self._kernels[thread_id] = kernel
         return kernel
+
+    async def _make_room(self) -> None:
+        """Shut down least recently used idle kernels while ``max_kernels`` are running."""
+        while len(self._kernels) >= self.max_kernels:
+            idle = (t for t in self._kernels if not self._busy(t))
+            victim = next(idle, None)
+            if victim is None:  # every kernel is running code: exceed the limit, don't wait
+                return
+            self._disarm_idle(victim)
+            self._lost[victim] = (
+                f"was shut down to make room for another thread's kernel (at most "
+                f"{self.max_kernels} run at once)"
+            )
+            await self._drop(victim)
+
+    def _busy(self, thread_id: str) -> bool:
+        lock = self._locks.get(thread_id)
+        return bool(lock and lock.locked()) or thread_id in self._settling
 
     async def _drop(self, thread_id: str) -> None:
         """Shut down the thread's kernel, if any."""
@@ -279,45 +291,39 @@ class KernelSandbox:
     ) -> AsyncIterator[SandboxOutput]:
         """Execute, stream outputs, enforce the timeout; then report how it ended."""
         collector = OutputCollector(self.max_output_chars, self.max_images)
-        outcome = "running"
-        pump = self._pump(kernel, kernel.execute(code), collector)
+        execution = Execution(kernel, code, self.timeout, collector)
         try:
-            async with contextlib.aclosing(pump):
-                async for state in pump:
-                    outcome = state
+            async with contextlib.aclosing(execution.states()) as states:
+                async for _ in states:
                     for output in collector.take():
                         yield output
         finally:
-            if outcome == "running":  # the consumer stopped early: stop the code too
-                await kernel.interrupt()
-        for output in await self._conclude(thread_id, kernel, outcome, collector):
+            if execution.outcome == "running":  # cancelled, or the consumer stopped early
+                self._settle_later(thread_id, execution)
+        for output in await self._conclude(thread_id, kernel, execution.outcome, collector):
             yield output
 
-    async def _pump(
-        self, kernel: KernelProcess, msg_id: str, collector: OutputCollector
-    ) -> AsyncGenerator[str, None]:
-        """Feed IOPub messages to ``collector``; yields "running" per batch, then the end state."""
-        clock = asyncio.get_running_loop().time
-        deadline = clock() + self.timeout
-        interrupted = False
-        while True:
-            batch = await kernel.messages(msg_id, min(_POLL, max(deadline - clock(), 0.0)))
-            for msg in batch:
-                collector.add(msg)
-            if any(_is_idle(msg) for msg in batch):
-                yield "timed_out" if interrupted else "completed"
-                return
-            if batch:
-                yield "running"
-            elif not await kernel.is_alive():
-                yield "kernel_died"
-                return
-            if clock() >= deadline:
-                if interrupted:
-                    yield "unresponsive"
-                    return
-                await kernel.interrupt()
-                interrupted, deadline = True, clock() + _INTERRUPT_GRACE
+    def _settle_later(self, thread_id: str, execution: Execution) -> None:
+        """Stop the abandoned code in the background; the thread's next execution waits."""
+        task = asyncio.get_running_loop().create_task(self._settle(thread_id, execution))
+        self._settling[thread_id] = task
+
+    async def _settle(self, thread_id: str, execution: Execution) -> None:
+        try:
+            settled = await execution.settle()
+        except Exception:  # the kernel went away meanwhile (idle shutdown, thread closed)
+            settled = False
+        if settled or self._kernels.get(thread_id) is not execution.kernel:
+            return
+        self._lost[thread_id] = "did not stop when its run was cancelled and was restarted"
+        await self._drop(thread_id)
+
+    async def _await_settled(self, thread_id: str, *, cancel: bool = False) -> None:
+        task = self._settling.pop(thread_id, None)
+        if task is not None:
+            if cancel:
+                task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
 
     async def _conclude(
         self, thread_id: str, kernel: KernelProcess, outcome: str, collector: OutputCollector
@@ -326,32 +332,14 @@ class KernelSandbox:
         note = collector.truncation_note()
         if note:
             collector.add_note(note)
-        message, lost = self._ending(outcome, kernel)
+        message, lost = ending(outcome, kernel, self.timeout)
         if message:
             collector.add_note(message)
         if lost:
             self._lost[thread_id] = lost
             await self._drop(thread_id)
-        self._outcomes[thread_id] = _OUTCOMES[outcome]
+        self._outcomes[thread_id] = OUTCOMES[outcome]
         return collector.take()
-
-    def _ending(self, outcome: str, kernel: KernelProcess) -> tuple[str | None, str | None]:
-        """The closing log line for ``outcome``, and why the kernel is lost (None if kept)."""
-        limit = f"Execution timed out after {self.timeout:g} s"
-        if outcome == "timed_out":
-            return f"{limit}; it was interrupted and this thread's variables are kept.\n", None
-        if outcome == "kernel_died":
-            lost = f"died ({kernel.exit_description()})"
-            message = f"The Python kernel running this code {lost}"
-        elif outcome == "unresponsive":
-            lost = "did not stop when interrupted after a timeout and was restarted"
-            message = f"{limit} and did not stop when interrupted; the kernel was killed"
-        else:
-            return None, None
-        return (
-            f"{message}: this thread's variables and imports were lost ({_KEPT}). "
-            "The next execution starts a fresh kernel.\n"
-        ), lost
 
     # -- idle shutdown ------------------------------------------------------
 
@@ -369,8 +357,7 @@ class KernelSandbox:
     def _on_idle(self, thread_id: str) -> None:
         """Retire an idle kernel (not one that is running code right now)."""
         self._idle.pop(thread_id, None)
-        lock = self._locks.get(thread_id)
-        if self._closed or thread_id not in self._kernels or (lock and lock.locked()):
+        if self._closed or thread_id not in self._kernels or self._busy(thread_id):
             return
         self._lost[thread_id] = f"was shut down after {self.idle_timeout:g} s without use"
         # Taken out of the map now, so an execution starting meanwhile gets a new one.
@@ -388,16 +375,7 @@ def create_sandbox(config: ServerConfig) -> KernelSandbox:
         memory_limit_bytes=config.code_memory_limit_bytes,
         idle_timeout=config.code_idle_timeout,
         pool_size=config.code_pool_size,
-    )
-
-
-def _is_idle(msg: dict[str, object]) -> bool:
-    """Whether ``msg`` says the kernel finished the request."""
-    content = msg.get("content")
-    return (
-        msg.get("msg_type") == "status"
-        and isinstance(content, dict)
-        and content.get("execution_state") == "idle"
+        max_kernels=config.code_max_kernels,
     )
 
 

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import selectors
 import socket
@@ -21,6 +22,7 @@ from typing import Any
 import uvicorn
 
 from asst_magic.server.config import ServerConfig
+from asst_magic.server.errors import StartupError
 from asst_magic.server.ids import new_token
 from asst_magic.server.models import ModelRegistry
 from asst_magic.server.sandbox import Sandbox
@@ -29,6 +31,7 @@ __all__ = [
     "MODEL_KEY_ENV",
     "TOKEN_ENV",
     "ServerHandle",
+    "StartupError",
     "bind",
     "default_sandbox",
     "make_server",
@@ -99,9 +102,21 @@ def bind(host: str, port: int) -> socket.socket:
     """A listening-ready socket on ``host:port`` (port 0 picks a free one)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise StartupError(_bind_problem(host, port, exc)) from exc
     return sock
+
+
+def _bind_problem(host: str, port: int, exc: OSError) -> str:
+    if exc.errno == errno.EADDRINUSE:
+        return f"Port {port} is in use on {host}: pass another --port, or --port 0 for a free one."
+    if exc.errno == errno.EACCES:
+        return f"No permission to listen on port {port} of {host}: pass a --port above 1023."
+    return f"Cannot listen on {host}:{port} ({exc.strerror}): check --host and --port."
 
 
 def base_url(sock: socket.socket) -> str:
@@ -139,7 +154,11 @@ def start_in_thread(
         sandbox = default_sandbox(config)
     sock = bind(config.host, config.port)
     ready = threading.Event()
-    server = make_server(config, ready.set, sandbox=sandbox, models=models)
+    try:
+        server = make_server(config, ready.set, sandbox=sandbox, models=models)
+    except BaseException:
+        sock.close()
+        raise
     thread = threading.Thread(
         target=server.run, kwargs={"sockets": [sock]}, name="asst-magic-server", daemon=True
     )
@@ -197,6 +216,7 @@ def _code_arguments(config: ServerConfig) -> list[str]:
         *("--code-timeout", str(config.code_timeout)),
         *("--code-idle-timeout", str(config.code_idle_timeout)),
         *("--code-pool-size", str(config.code_pool_size)),
+        *("--code-max-kernels", str(config.code_max_kernels)),
         *("--code-max-output-chars", str(config.code_max_output_chars)),
         *("--code-memory-limit-mb", str(memory_mb)),
     ]

@@ -37,8 +37,8 @@ def assistant_object(assistant_id: str, created_at: int, body: Obj) -> Obj:
         "model": body["model"],
         "instructions": body.get("instructions"),
         "tools": body.get("tools") or [],
-        "top_p": _float(body.get("top_p"), 1.0),
-        "temperature": _float(body.get("temperature"), 1.0),
+        "top_p": body.get("top_p", 1.0),
+        "temperature": body.get("temperature", 1.0),
         "reasoning_effort": body.get("reasoning_effort"),
         "tool_resources": body.get("tool_resources") or {},
         "metadata": body.get("metadata") or {},
@@ -124,8 +124,8 @@ def run_object(
         "tools": assistant["tools"] if tools is None else tools,
         "tool_resources": {"code_interpreter": {"file_ids": []}},
         "metadata": body.get("metadata") or {},
-        "temperature": _float(body.get("temperature"), assistant["temperature"]),
-        "top_p": _float(body.get("top_p"), assistant["top_p"]),
+        "temperature": _given(body.get("temperature"), assistant["temperature"]),
+        "top_p": _given(body.get("top_p"), assistant["top_p"]),
         "reasoning_effort": body.get("reasoning_effort", assistant.get("reasoning_effort")),
         "max_completion_tokens": body.get("max_completion_tokens"),
         "max_prompt_tokens": body.get("max_prompt_tokens"),
@@ -135,7 +135,7 @@ def run_object(
         "usage": None,
         "response_format": body.get("response_format") or assistant["response_format"],
         "tool_choice": body.get("tool_choice") or "auto",
-        "parallel_tool_calls": body.get("parallel_tool_calls", True),
+        "parallel_tool_calls": _given(body.get("parallel_tool_calls"), True),
     }
 
 
@@ -212,5 +212,5 @@ def deleted_object(object_id: str, kind: str) -> Obj:
     return {"id": object_id, "object": kind, "deleted": True}
 
 
-def _float(value: Any, default: float) -> float:
-    return default if value is None else float(value)
+def _given(value: Any, default: Any) -> Any:
+    return default if value is None else value

@@ -18,6 +18,8 @@ from asst_magic.server.validate import (
     optional_str,
     page_params,
     parse_metadata,
+    parse_settings,
+    parse_tool_resources,
     parse_tools,
     require_str,
 )
@@ -26,22 +28,16 @@ __all__ = ["routes"]
 
 Obj = dict[str, Any]
 
-_ASSISTANT_FIELDS = (
-    "name",
-    "description",
-    "instructions",
-    "temperature",
-    "top_p",
-    "reasoning_effort",
-    "tool_resources",
-    "response_format",
-)
+_ASSISTANT_FIELDS = ("name", "description", "instructions", "reasoning_effort")
 
 
 def _assistant_fields(body: Obj) -> Obj:
     for name in ("name", "description", "instructions"):
         optional_str(body, name)
     fields = {k: body[k] for k in _ASSISTANT_FIELDS if k in body}
+    fields.update(parse_settings(body))
+    if "tool_resources" in body:
+        fields["tool_resources"] = parse_tool_resources(body) or {}
     tools = parse_tools(body)
     if tools is not None:
         fields["tools"] = tools
@@ -67,8 +63,8 @@ async def retrieve_assistant(request: Request) -> Response:
 
 async def update_assistant(request: Request) -> Response:
     state = state_of(request)
+    body = await json_body(request)  # read first: a concurrent update may land meanwhile
     assistant = state.require("assistant", request.path_params["assistant_id"])
-    body = await json_body(request)
     fields = _assistant_fields(body)
     if "model" in body:
         fields["model"] = require_str(body, "model")
@@ -129,11 +125,8 @@ async def file_content(request: Request) -> Response:
 
 async def list_files(request: Request) -> Response:
     state = state_of(request)
-    params = page_params(request)
-    items, more = state.store.page("file", **params)
-    purpose = request.query_params.get("purpose")
-    if purpose:
-        items = [f for f in items if f["purpose"] == purpose]
+    purpose = request.query_params.get("purpose") or None
+    items, more = state.store.page("file", purpose=purpose, **page_params(request))
     return state.json(list_object(items, more))
 
 

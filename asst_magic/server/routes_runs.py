@@ -15,10 +15,13 @@ from asst_magic.server.routes_threads import new_thread, parse_messages
 from asst_magic.server.state import SSE_HEADERS, ServerState, state_of
 from asst_magic.server.streams import EventStream
 from asst_magic.server.validate import (
+    describe,
     json_body,
     optional_str,
     page_params,
+    parse_bool,
     parse_metadata,
+    parse_settings,
     parse_tools,
     require_str,
 )
@@ -35,6 +38,7 @@ def _new_run(state: ServerState, thread_id: str, body: Obj) -> Obj:
     fields = dict(body)
     fields["tools"] = parse_tools(body)
     fields["metadata"] = parse_metadata(body)
+    fields.update(parse_settings(body))
     now = state.now()
     expires = now + state.config.run_expiry_seconds
     return run_object(new_id("run_"), thread_id, now, assistant, fields, expires)
@@ -48,12 +52,13 @@ async def create_run(request: Request) -> Response:
     extra = parse_messages(
         state, thread["id"], body.get("additional_messages"), "additional_messages"
     )
+    stream = parse_bool(body, "stream")
     state.ensure_idle(thread["id"])
     with state.store.transaction():
         for message in extra:
             state.store.put("message", message)
         state.store.put("run", run)
-    return state.run_response(run, bool(body.get("stream")))
+    return state.run_response(run, stream)
 
 
 async def create_thread_and_run(request: Request) -> Response:
@@ -66,13 +71,14 @@ async def create_thread_and_run(request: Request) -> Response:
         )
     thread, messages = new_thread(state, raw_thread)
     run = _new_run(state, thread["id"], body)
+    stream = parse_bool(body, "stream")
     thread_event = {**thread, "tool_resources": thread["tool_resources"] or _empty_resources()}
     with state.store.transaction():
         state.store.put("thread", thread)
         for message in messages:
             state.store.put("message", message)
         state.store.put("run", run)
-    return state.run_response(run, bool(body.get("stream")), thread_event)
+    return state.run_response(run, stream, thread_event)
 
 
 def _empty_resources() -> Obj:
@@ -91,12 +97,12 @@ async def retrieve_run(request: Request) -> Response:
 
 
 async def update_run(request: Request) -> Response:
+    body = await json_body(request)  # read first: the run may change while the body arrives
     state, run = _run_of(request)
-    body = await json_body(request)
-    if "metadata" in body:
-        run["metadata"] = parse_metadata(body) or {}
-        state.store.put("run", run)
-    return state.json(run)
+    if "metadata" not in body:
+        return state.json(run)
+    # Only metadata changes here; an active run's status belongs to its driver.
+    return state.json(state.engine.update_metadata(run, parse_metadata(body) or {}))
 
 
 async def list_runs(request: Request) -> Response:
@@ -116,26 +122,25 @@ async def cancel_run(request: Request) -> Response:
 
 
 async def submit_tool_outputs(request: Request) -> Response:
+    body = await json_body(request)  # read first: the run may change while the body arrives
     state, run = _run_of(request)
-    body = await json_body(request)
-    if run["status"] != "requires_action" or not state.engine.has(run["id"]):
-        raise bad_request(f'Runs in status "{run["status"]}" do not accept tool outputs.')
-    outputs = _tool_outputs(run, body.get("tool_outputs"))
-    if not body.get("stream"):
+    stream = parse_bool(body, "stream")
+    # No await from here on: checking and claiming the pending step is atomic.
+    outputs = _tool_outputs(state.engine.pending_calls(run["id"]), body.get("tool_outputs"))
+    if not stream:
         return state.json(state.engine.submit(run["id"], outputs, None), poll=True)
     events = EventStream()
     state.engine.submit(run["id"], outputs, events)
     return StreamingResponse(events, headers=SSE_HEADERS)
 
 
-def _tool_outputs(run: Obj, raw: Any) -> dict[str, str]:
+def _tool_outputs(expected: list[str], raw: Any) -> dict[str, str]:
     if not isinstance(raw, list):
         raise bad_request(
             "Missing required parameter: 'tool_outputs'.",
             "tool_outputs",
             code="missing_required_parameter",
         )
-    expected = [c["id"] for c in run["required_action"]["submit_tool_outputs"]["tool_calls"]]
     outputs: dict[str, str] = {}
     for i, item in enumerate(raw):
         call_id = item.get("tool_call_id") if isinstance(item, dict) else None
@@ -146,14 +151,29 @@ def _tool_outputs(run: Obj, raw: Any) -> dict[str, str]:
                 f"tool_outputs[{i}].tool_call_id",
                 code="invalid_value",
             )
-        output = item.get("output")
-        outputs[call_id] = output if isinstance(output, str) else ""
+        outputs[call_id] = _output(item, f"tool_outputs[{i}].output")
     if set(outputs) != set(expected):
         raise bad_request(
             f"Expected tool outputs for call_ids {expected}, got {list(outputs)}",
             "tool_outputs",
         )
     return outputs
+
+
+def _output(item: Obj, param: str) -> str:
+    output = item.get("output")
+    if output is None:
+        raise bad_request(
+            f"Missing required parameter: '{param}'.", param, code="missing_required_parameter"
+        )
+    if not isinstance(output, str):
+        raise bad_request(
+            f"Invalid type for '{param}': expected a string, but got {describe(output)} "
+            "instead. Serialize structured results, e.g. with json.dumps.",
+            param,
+            code="invalid_type",
+        )
+    return output
 
 
 async def list_steps(request: Request) -> Response:

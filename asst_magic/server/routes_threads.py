@@ -18,7 +18,13 @@ from asst_magic.server.objects import (
     thread_object,
 )
 from asst_magic.server.state import ServerState, state_of
-from asst_magic.server.validate import json_body, page_params, parse_content, parse_metadata
+from asst_magic.server.validate import (
+    json_body,
+    page_params,
+    parse_content,
+    parse_metadata,
+    parse_tool_resources,
+)
 
 __all__ = ["new_thread", "parse_messages", "routes"]
 
@@ -37,21 +43,23 @@ def parse_messages(state: ServerState, thread_id: str, raw: Any, param: str) -> 
 def _message(state: ServerState, thread_id: str, raw: Any, param: str) -> Obj:
     if not isinstance(raw, dict):
         raise bad_request(f"Invalid type for '{param}': expected an object.", param, "invalid_type")
+    at = f"{param}." if param else ""  # a message body's own fields have no prefix
     role = raw.get("role")
     if role not in ("user", "assistant"):
         raise bad_request(
-            f"Invalid value for '{param}.role': expected 'user' or 'assistant'.",
-            f"{param}.role",
+            f"Invalid value for '{at}role': expected 'user' or 'assistant'.",
+            f"{at}role",
             code="invalid_value",
         )
     if "content" not in raw:
         raise bad_request(
-            f"Missing required parameter: '{param}.content'.",
-            f"{param}.content",
+            f"Missing required parameter: '{at}content'.",
+            f"{at}content",
             code="missing_required_parameter",
         )
-    content = parse_content(raw["content"], f"{param}.content")
-    attachments = _attachments(state, raw.get("attachments"), f"{param}.attachments")
+    content = parse_content(raw["content"], f"{at}content")
+    _check_images(state, content, f"{at}content")
+    attachments = _attachments(state, raw.get("attachments"), f"{at}attachments")
     return message_object(
         new_id("msg_"),
         thread_id,
@@ -59,7 +67,7 @@ def _message(state: ServerState, thread_id: str, raw: Any, param: str) -> Obj:
         role=role,
         content=content,
         attachments=attachments,
-        metadata=parse_metadata(raw, f"{param}.metadata"),
+        metadata=parse_metadata(raw, f"{at}metadata"),
     )
 
 
@@ -79,8 +87,40 @@ def _attachments(state: ServerState, raw: Any, param: str) -> list[Obj]:
             )
         if state.store.get("file", file_id) is None:
             raise not_found("file", file_id)
-        out.append({"file_id": file_id, "tools": list(item.get("tools") or [])})
+        tools = _attachment_tools(item.get("tools"), f"{param}[{i}].tools")
+        out.append({"file_id": file_id, "tools": tools})
     return out
+
+
+def _attachment_tools(raw: Any, param: str) -> list[Obj]:
+    if raw is None:
+        return []
+    kinds = ("code_interpreter", "file_search")
+    if not isinstance(raw, list) or not all(
+        isinstance(t, dict) and t.get("type") in kinds for t in raw
+    ):
+        raise bad_request(
+            f"Invalid '{param}': expected an array of tools like "
+            '[{"type": "code_interpreter"}] (types: code_interpreter, file_search).',
+            param,
+            code="invalid_value",
+        )
+    return [dict(t) for t in raw]
+
+
+def _check_images(state: ServerState, content: list[Obj], param: str) -> None:
+    for i, block in enumerate(content):
+        if block["type"] != "image_file":
+            continue
+        file_id = block["image_file"].get("file_id")
+        if not isinstance(file_id, str):
+            raise bad_request(
+                f"Missing required parameter: '{param}[{i}].image_file.file_id'.",
+                f"{param}[{i}].image_file.file_id",
+                code="missing_required_parameter",
+            )
+        if state.store.get("file", file_id) is None:
+            raise not_found("file", file_id)
 
 
 def new_thread(state: ServerState, body: Obj) -> tuple[Obj, list[Obj]]:
@@ -90,7 +130,7 @@ def new_thread(state: ServerState, body: Obj) -> tuple[Obj, list[Obj]]:
         state.now(),
         {
             "metadata": parse_metadata(body),
-            "tool_resources": body.get("tool_resources"),
+            "tool_resources": parse_tool_resources(body),
         },
     )
     messages = parse_messages(state, thread["id"], body.get("messages"), "messages")
@@ -114,12 +154,12 @@ async def retrieve_thread(request: Request) -> Response:
 
 async def update_thread(request: Request) -> Response:
     state = state_of(request)
+    body = await json_body(request)  # read first: a concurrent update may land meanwhile
     thread = state.require("thread", request.path_params["thread_id"])
-    body = await json_body(request)
     if "metadata" in body:
         thread["metadata"] = parse_metadata(body) or {}
     if "tool_resources" in body:
-        thread["tool_resources"] = body["tool_resources"] or {}
+        thread["tool_resources"] = parse_tool_resources(body) or {}
     state.store.put("thread", thread)
     return state.json(thread)
 
@@ -144,7 +184,7 @@ async def create_message(request: Request) -> Response:
     state = state_of(request)
     thread = state.require("thread", request.path_params["thread_id"])
     body = await json_body(request)
-    message = _message(state, thread["id"], body, "body")
+    message = _message(state, thread["id"], body, "")
     active = state.store.select("run", thread_id=thread["id"], statuses=ACTIVE_RUN_STATUSES)
     if active:
         raise bad_request(
@@ -162,13 +202,14 @@ async def retrieve_message(request: Request) -> Response:
 
 async def update_message(request: Request) -> Response:
     state = state_of(request)
+    body = await json_body(request)  # read first: a concurrent update may land meanwhile
     thread_id = state.require("thread", request.path_params["thread_id"])["id"]
     message = state.require("message", request.path_params["message_id"], thread_id)
-    body = await json_body(request)
-    if "metadata" in body:
-        message["metadata"] = parse_metadata(body) or {}
-    state.store.put("message", message)
-    return state.json(message)
+    if "metadata" not in body:
+        return state.json(message)
+    # A message its run is still writing changes on the run's copy, or the run's next
+    # commit would drop the new metadata.
+    return state.json(state.engine.update_message_metadata(message, parse_metadata(body) or {}))
 
 
 async def delete_message(request: Request) -> Response:

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from asst_magic.server.errors import bad_request
+from asst_magic.server.errors import StartupError, bad_request
 from asst_magic.server.ids import new_id
 from asst_magic.server.objects import file_object
 
@@ -43,16 +43,14 @@ class Store:
     """The server's durable state under ``data_dir`` (``asst.sqlite3`` and ``files/``)."""
 
     def __init__(self, data_dir: Path) -> None:
-        data_dir.mkdir(parents=True, exist_ok=True)
         self.files_dir = data_dir / "files"
-        self.files_dir.mkdir(exist_ok=True)
-        # The app uses it from one event-loop thread, which need not be the creating one.
-        self._db = sqlite3.connect(
-            data_dir / "asst.sqlite3", isolation_level=None, check_same_thread=False
-        )
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
+        try:
+            self._db = _open(data_dir, self.files_dir)
+        except (OSError, sqlite3.Error) as exc:
+            raise StartupError(
+                f"Cannot use the data directory {data_dir}: {_reason(exc)}. Pass a writable "
+                "--data-dir (ServerConfig.data_dir), or fix its permissions."
+            ) from exc
         row = self._db.execute("SELECT max(seq) FROM objects").fetchone()
         self._seq = int(row[0] or 0)
         self._depth = 0
@@ -142,13 +140,17 @@ class Store:
         before: str | None = None,
         thread_id: str | None = None,
         run_id: str | None = None,
+        purpose: str | None = None,
     ) -> tuple[list[Obj], bool]:
         """One cursor page (``after``/``before`` are object ids) and whether more follow."""
         where, params = _where(kind, thread_id, run_id, ())
+        if purpose is not None:  # filter in the query, so a page is never emptied afterwards
+            where += " AND json_extract(data, '$.purpose') = ?"
+            params.append(purpose)
         desc = order == "desc"
-        for cursor, later in ((after, not desc), (before, desc)):
+        for name, cursor, later in (("after", after, not desc), ("before", before, desc)):
             if cursor is not None:
-                seq = self._seq_of(cursor)
+                seq = self._seq_of(cursor, name)
                 where += " AND seq > ?" if later else " AND seq < ?"
                 params.append(seq)
         # ``before`` pages read backwards from the cursor, then flip to the asked order.
@@ -163,10 +165,10 @@ class Store:
             items.reverse()
         return items, len(rows) > limit
 
-    def _seq_of(self, object_id: str) -> int:
+    def _seq_of(self, object_id: str, param: str) -> int:
         row = self._db.execute("SELECT seq FROM objects WHERE id = ?", (object_id,)).fetchone()
         if row is None:
-            raise bad_request(f"Invalid cursor: no object with id '{object_id}'.", "after")
+            raise bad_request(f"Invalid cursor: no object with id '{object_id}'.", param)
         return int(row[0])
 
     def add_file(self, data: bytes, filename: str, purpose: str, created_at: int) -> Obj:
@@ -185,6 +187,25 @@ class Store:
     def file_path(self, file_id: str) -> Path:
         """Where the bytes of an uploaded file live."""
         return self.files_dir / file_id
+
+
+def _open(data_dir: Path, files_dir: Path) -> sqlite3.Connection:
+    files_dir.mkdir(parents=True, exist_ok=True)
+    probe = files_dir / ".write-test"
+    probe.write_bytes(b"")  # fail now, not at the first upload, when it is read-only
+    probe.unlink()
+    # The app uses it from one event-loop thread, which need not be the creating one.
+    db = sqlite3.connect(data_dir / "asst.sqlite3", isolation_level=None, check_same_thread=False)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")
+    db.executescript(_SCHEMA)
+    return db
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{exc.strerror} ({exc.filename})" if exc.filename else exc.strerror
+    return str(exc)
 
 
 def _where(

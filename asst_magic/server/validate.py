@@ -7,16 +7,20 @@ from typing import Any
 
 from starlette.requests import Request
 
-from asst_magic.server.errors import bad_request
+from asst_magic.server.errors import APIError, bad_request
 from asst_magic.server.objects import function_tool, text_block
 
 __all__ = [
     "TOOL_TYPES",
+    "describe",
     "json_body",
     "optional_str",
     "page_params",
+    "parse_bool",
     "parse_content",
     "parse_metadata",
+    "parse_settings",
+    "parse_tool_resources",
     "parse_tools",
     "require_str",
 ]
@@ -63,7 +67,7 @@ def optional_str(body: Obj, name: str) -> str | None:
     value = body.get(name)
     if value is not None and not isinstance(value, str):
         raise bad_request(
-            f"Invalid type for '{name}': expected a string, but got {_kind(value)} instead.",
+            f"Invalid type for '{name}': expected a string, but got {describe(value)} instead.",
             name,
             code="invalid_type",
         )
@@ -112,6 +116,9 @@ def _tool(tool: Any, param: str) -> Obj:
             f"{param}.function.name",
             code="missing_required_parameter",
         )
+    parameters = function.get("parameters")
+    if parameters is not None and not isinstance(parameters, dict):
+        raise _wrong_type(f"{param}.function.parameters", "a JSON Schema object", parameters)
     return function_tool(function)
 
 
@@ -166,6 +173,108 @@ def page_params(request: Request) -> Obj:
     }
 
 
-def _kind(value: Any) -> str:
-    names = {bool: "a boolean", int: "an integer", float: "a number", list: "an array"}
+def describe(value: Any) -> str:
+    """How an error message names the JSON type of ``value``."""
+    names = {
+        bool: "a boolean",
+        int: "an integer",
+        float: "a number",
+        list: "an array",
+        str: "a string",
+        type(None): "null",
+    }
     return names.get(type(value), "an object")
+
+
+def parse_bool(body: Obj, name: str, default: bool = False) -> bool:
+    """A boolean field; absent or null is ``default`` (the string "false" is an error)."""
+    value = body.get(name)
+    if value is None:
+        return default
+    if not isinstance(value, bool):
+        raise _wrong_type(name, "a boolean", value)
+    return value
+
+
+_RANGES = {"temperature": (0.0, 2.0), "top_p": (0.0, 1.0)}
+_COUNTS = ("max_prompt_tokens", "max_completion_tokens")
+_FORMAT_TYPES = ("text", "json_object", "json_schema")
+
+
+def parse_settings(body: Obj) -> Obj:
+    """The model settings present in ``body`` (temperature, top_p, token limits, format)."""
+    out: Obj = {}
+    for name, (low, high) in _RANGES.items():
+        if body.get(name) is not None:
+            out[name] = _number(body[name], name, low, high)
+    for name in _COUNTS:
+        if body.get(name) is not None:
+            out[name] = _count(body[name], name)
+    if body.get("response_format") is not None:
+        out["response_format"] = _response_format(body["response_format"])
+    if "parallel_tool_calls" in body:
+        out["parallel_tool_calls"] = parse_bool(body, "parallel_tool_calls", True)
+    return out
+
+
+def parse_tool_resources(body: Obj, param: str = "tool_resources") -> Obj | None:
+    """``tool_resources``: an object whose ``code_interpreter.file_ids`` are strings."""
+    value = body.get("tool_resources")
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise _wrong_type(param, "an object", value)
+    code = value.get("code_interpreter")
+    if code is None:
+        return value
+    if not isinstance(code, dict):
+        raise _wrong_type(f"{param}.code_interpreter", "an object", code)
+    ids = code.get("file_ids")
+    if ids is not None and not (isinstance(ids, list) and all(isinstance(i, str) for i in ids)):
+        raise _wrong_type(f"{param}.code_interpreter.file_ids", "an array of strings", ids)
+    return value
+
+
+def _number(value: Any, name: str, low: float, high: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _wrong_type(name, "a number", value)
+    if not low <= value <= high:
+        raise bad_request(
+            f"Invalid '{name}': {value} is out of range; expected a number from {low:g} "
+            f"to {high:g}.",
+            name,
+            code="invalid_value",
+        )
+    return float(value)
+
+
+def _count(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _wrong_type(name, "an integer", value)
+    if value < 1:
+        raise bad_request(
+            f"Invalid '{name}': {value}; expected a positive integer.", name, "invalid_value"
+        )
+    return value
+
+
+def _response_format(value: Any) -> Any:
+    if value == "auto":
+        return value
+    kind = value.get("type") if isinstance(value, dict) else None
+    if kind not in _FORMAT_TYPES:
+        raise bad_request(
+            "Invalid 'response_format': expected \"auto\" or an object whose 'type' is "
+            "'text', 'json_object' or 'json_schema'.",
+            "response_format",
+            code="invalid_value",
+        )
+    return value
+
+
+def _wrong_type(param: str, expected: str, value: Any) -> APIError:
+    return bad_request(
+        f"Invalid type for '{param}': expected {expected}, but got {describe(value)} instead.",
+        param,
+        code="invalid_type",
+    )

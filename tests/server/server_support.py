@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import http.client
 import json
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import openai
 
 from asst_magic.server import ServerHandle
 from asst_magic.sse import SSEDecoder
 
-__all__ = ["VECTORS", "Entry", "client_for", "sse_events", "write_cassette"]
+__all__ = ["VECTORS", "Entry", "SlowRequest", "client_for", "sse_events", "write_cassette"]
 
 Entry = dict[str, Any]
 VECTORS = Path(__file__).parent.parent / "vectors" / "assistants"
@@ -36,3 +39,39 @@ def sse_events(chunks: Iterator[bytes]) -> list[tuple[str, Any]]:
         events += decoder.feed(chunk)
     events += decoder.flush()
     return [(name, data if data == "[DONE]" else json.loads(data)) for name, data in events]
+
+
+class SlowRequest:
+    """A POST over a raw loopback socket whose JSON body arrives in two parts, when told.
+
+    ``start()`` sends the headers and all but the last byte of the body, so the
+    server is inside the handler, waiting for the body; ``finish()`` sends the rest.
+    """
+
+    def __init__(self, handle: ServerHandle, path: str, body: Any) -> None:
+        url = urlsplit(handle.base_url)
+        self._body = json.dumps(body).encode()
+        self._head = (
+            f"POST {url.path}{path} HTTP/1.1\r\nHost: {url.netloc}\r\n"
+            f"Authorization: Bearer {handle.token}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(self._body)}\r\nConnection: close\r\n\r\n"
+        ).encode()
+        self._sock = socket.create_connection((url.hostname or "", url.port or 80), timeout=30)
+
+    def start(self) -> SlowRequest:
+        """Send the headers and all of the body but its last byte."""
+        self._sock.sendall(self._head + self._body[:-1])
+        return self
+
+    def finish(self) -> None:
+        """Send the body's last byte."""
+        self._sock.sendall(self._body[-1:])
+
+    def response(self) -> tuple[int, bytes]:
+        """Read the whole response: its status and (de-chunked) body."""
+        response = http.client.HTTPResponse(self._sock)
+        try:
+            response.begin()
+            return response.status, response.read()
+        finally:
+            self._sock.close()

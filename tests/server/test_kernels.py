@@ -270,9 +270,62 @@ def test_kernels_exit_when_the_server_process_is_killed(tmp_path: Path) -> None:
 
 
 def test_create_sandbox_follows_server_config(tmp_path: Path) -> None:
-    box = create_sandbox(ServerConfig(data_dir=tmp_path, code_timeout=7.5))
+    box = create_sandbox(ServerConfig(data_dir=tmp_path, code_timeout=7.5, code_max_kernels=3))
     assert box.root == tmp_path.resolve() / "sandbox"
-    assert box.timeout == 7.5
+    assert (box.timeout, box.max_kernels) == (7.5, 3)
+    assert create_sandbox(ServerConfig(data_dir=tmp_path)).max_kernels == 8
+
+
+async def cancel_mid_execution(box: KernelSandbox, thread: str, code: str) -> None:
+    """Start ``code``, and cancel the consuming task once it has printed something."""
+    printed = asyncio.Event()
+
+    async def consume() -> None:
+        async for _ in box.execute(thread, code):
+            printed.set()
+
+    task = asyncio.create_task(consume())
+    await asyncio.wait_for(printed.wait(), 30)
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+async def test_cancelled_execution_leaves_next_ones_output_and_state(quick: KernelSandbox) -> None:
+    await run(quick, "t-cancel", "x = 42")
+    for _ in range(3):  # losing the next output was a race: go round a few times
+        await cancel_mid_execution(quick, "t-cancel", "print('looping', flush=True)\nwhile 1: pass")
+        logs, _ = await run(quick, "t-cancel", "print(x + 1)")
+        assert logs == "43\n"
+
+
+async def test_cancelled_code_ignoring_interrupts_is_restarted_and_says_so(
+    quick: KernelSandbox,
+) -> None:
+    code = "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nprint('on', flush=True)"
+    await cancel_mid_execution(quick, "t-deaf", code + "\nwhile True:\n    pass")
+    logs, _ = await run(quick, "t-deaf", "print('fresh')")
+    assert "did not stop when its run was cancelled and was restarted" in logs
+    assert logs.endswith("fresh\n")
+
+
+async def test_kernel_limit_retires_least_recently_used_idle_kernel(tmp_path: Path) -> None:
+    box = KernelSandbox(tmp_path, max_kernels=2, pool_size=0, preload=())
+    try:
+        await run(box, "t-a", "a = 1")
+        await run(box, "t-b", "b = 1")
+        (pid_a, pid_b) = box.kernel_pids()
+        await run(box, "t-a", "a += 1")  # t-b is now the least recently used
+        await run(box, "t-c", "c = 1")
+        assert await asyncio.to_thread(is_gone, pid_b)
+        assert len(box.kernel_pids()) == 2 and pid_a in box.kernel_pids()
+        logs, _ = await run(box, "t-a", "print(a)")
+        assert logs == "2\n"
+        logs, _ = await run(box, "t-b", "print('b' in globals())")
+        assert "was shut down to make room for another thread's kernel (at most 2" in logs
+        assert logs.endswith("False\n")
+    finally:
+        await box.aclose()
 
 
 async def test_thread_ids_cannot_escape_the_root(sandbox: KernelSandbox) -> None:

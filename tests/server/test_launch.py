@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import select
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -13,9 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import openai
+import pytest
 from server_support import client_for, write_cassette
 
 from asst_magic.server import ServerConfig, spawn, start_in_thread
+from asst_magic.server.errors import StartupError
 
 HELLO = {"user": "Hello", "turns": [{"text": ["Hi", "!"]}]}
 CODE: Any = {"type": "code_interpreter"}
@@ -180,6 +183,53 @@ def test_cli_prints_base_url_then_token_first(tmp_path: Path) -> None:
     assert proc.returncode in (0, -signal.SIGTERM)
 
 
+def serve_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    """Run ``asst-magic serve ARGS`` expecting it to exit by itself."""
+    cmd = [sys.executable, "-m", "asst_magic.server", "serve", "--no-code-interpreter", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+
+
+def test_cli_port_in_use_says_what_to_do_without_traceback(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = serve_cli("--port", str(port), "--data-dir", str(tmp_path))
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert done.stderr == (
+        f"asst-magic serve: error: Port {port} is in use on 127.0.0.1: pass another --port, "
+        "or --port 0 for a free one.\n"
+    )
+
+
+def test_cli_unusable_data_dir_names_it_without_traceback(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    done = serve_cli("--port", "0", "--data-dir", str(blocker / "data"))
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    assert done.stderr.startswith(
+        f"asst-magic serve: error: Cannot use the data directory {blocker / 'data'}: "
+    )
+    assert "Pass a writable --data-dir" in done.stderr
+
+
+def test_start_in_thread_failure_closes_its_socket(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = ServerConfig(data_dir=blocker / "data", port=port, code_interpreter=False)
+    with pytest.raises(StartupError, match="Cannot use the data directory") as info:
+        start_in_thread(config)
+    # ``info`` keeps the failed frame alive, so a leaked socket would still hold the port.
+    assert isinstance(info.value, StartupError)
+    with socket.socket() as again:
+        again.bind(("127.0.0.1", port))  # no SO_REUSEADDR: fails while any socket holds it
+
+
 def test_spawn_passes_code_interpreter_settings_to_the_child(tmp_path: Path) -> None:
     loop = {
         "user": "Spin",
@@ -193,11 +243,13 @@ def test_spawn_passes_code_interpreter_settings_to_the_child(tmp_path: Path) -> 
         cassettes=(write_cassette(tmp_path / "c.jsonl", [loop]),),
         code_timeout=1.5,
         code_pool_size=0,
+        code_max_kernels=3,
         code_memory_limit_bytes=512 * 1024**2,
     )
     with spawn(config) as handle:
         cmdline = Path(f"/proc/{handle.pid}/cmdline").read_bytes().split(b"\0")
         assert cmdline[cmdline.index(b"--code-pool-size") :][:2] == [b"--code-pool-size", b"0"]
+        assert cmdline[cmdline.index(b"--code-max-kernels") + 1] == b"3"
         assert cmdline[cmdline.index(b"--code-memory-limit-mb") + 1] == b"512"
         client = client_for(handle)
         assistant = client.beta.assistants.create(model="replay", tools=[CODE])

@@ -184,6 +184,8 @@ def test_cancel_mid_stream_ends_stream_with_run_cancelled(serve: Serve) -> None:
                 cancelled = client.beta.threads.runs.cancel(run_id, thread_id=thread_id)
                 assert cancelled.status == "cancelling"
     assert names[-1] == "thread.run.cancelled"
+    cancelling = names.index("thread.run.cancelling")
+    assert "thread.message.delta" not in names[cancelling:]
     assert names.count("thread.message.delta") < 500
     run = client.beta.threads.runs.retrieve(cancelled.id, thread_id=thread_id)
     assert run.status == "cancelled" and run.cancelled_at is not None
