@@ -8,13 +8,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from asst_magic.magics import AssistantMagics
-from asst_magic.result import RunResult
+from asst_magic.result import CallResult, RunResult
 
 if TYPE_CHECKING:
     from asst_magic.functions import function
 
 __all__ = [
     "AssistantMagics",
+    "CallResult",
     "RunResult",
     "function",
     "load_ipython_extension",

@@ -18,7 +18,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["TERMINAL_STATUSES", "Snapshot", "accumulate_delta", "apply"]
+__all__ = [
+    "TERMINAL_STATUSES",
+    "Snapshot",
+    "accumulate_delta",
+    "apply",
+    "call_result",
+    "code_calls",
+    "image_ids",
+]
 
 TERMINAL_STATUSES = frozenset({"completed", "failed", "cancelled", "expired", "incomplete"})
 
@@ -60,6 +68,26 @@ class Snapshot:
             "thread_id": self.thread_id or self.run.get("thread_id"),
             "run_id": self.run.get("id"),
         }
+
+
+def code_calls(step: dict[str, Any]) -> list[dict[str, Any]]:
+    """The ``code_interpreter`` objects (``input``, ``outputs``) of a tool-calls step."""
+    calls = (step.get("step_details") or {}).get("tool_calls") or ()
+    return [c.get("code_interpreter") or {} for c in calls if c.get("type") == "code_interpreter"]
+
+
+def image_ids(ci: dict[str, Any]) -> list[str]:
+    """File ids of the images a code-interpreter call produced, in order."""
+    outputs = ci.get("outputs") or ()
+    return [(o.get("image") or {}).get("file_id", "") for o in outputs if o.get("type") == "image"]
+
+
+def call_result(fn: dict[str, Any], state: dict[str, Any]) -> str | None:
+    """A function call's error, else its output (from this session, else the server's)."""
+    for value in (state.get("error"), state.get("output"), fn.get("output")):
+        if value is not None:
+            return str(value)
+    return None
 
 
 def accumulate_delta(acc: dict[str, Any], delta: dict[str, Any]) -> dict[str, Any]:
@@ -171,7 +199,9 @@ def _file(snap: Snapshot, data: dict[str, Any]) -> None:
 
 def _cancelled(snap: Snapshot, data: dict[str, Any]) -> None:
     snap.interrupted = True
-    snap.run = {**snap.run, "status": "cancelled"}
+    # Unconfirmed: the user stopped waiting for the server (a second Ctrl-C).
+    status = "cancelled" if data.get("confirmed", True) else "cancelling"
+    snap.run = {**snap.run, "status": status}
     for call in snap.calls.values():
         if call.get("status") in ("requested", "running"):
             call.update(status="error", error="interrupted")
@@ -202,4 +232,5 @@ _HANDLERS: dict[str, Callable[[Snapshot, Any], None]] = {
     "client.call": _call_status,
     "client.file": _file,
     "client.cancelled": _cancelled,
+    "client.tick": _ignore,  # time passed: nothing to fold, but the view may repaint
 }

@@ -29,13 +29,18 @@ __all__ = ["AssistantMagics", "RunInterrupted"]
 class RunInterrupted(KeyboardInterrupt):
     """The user interrupted a run; it was cancelled on the server and its output kept."""
 
-    def __init__(self, run_id: str | None) -> None:
+    def __init__(self, run_id: str | None, *, confirmed: bool = True) -> None:
         super().__init__(run_id)
-        self.run_id = run_id
+        self.run_id, self.confirmed = run_id, confirmed
 
     def _render_traceback_(self) -> list[str]:
         # IPython shows these lines instead of a traceback: the interrupt was the user's choice.
         run = f"Run {self.run_id}" if self.run_id else "The run"
+        if not self.confirmed:
+            return [
+                f"{run} was interrupted while cancelling: it may still be running on the "
+                "server. `%asst_thread new` starts a fresh thread if the next cell is refused."
+            ]
         return [
             f"{run} was cancelled (interrupted). The thread is kept: the next cell continues it."
         ]
@@ -87,7 +92,7 @@ class AssistantMagics(Magics):
         super().__init__(shell=shell)
         self.environ = os.environ if environ is None else environ
         self._launcher = launcher
-        self.thread_id: str | None = None
+        self._threads: dict[str, str | None] = {}  # backend name -> its current thread
         self._backends: dict[str, tuple[Any, Backend]] = {}
 
     @magic_arguments()
@@ -114,16 +119,17 @@ class AssistantMagics(Magics):
         if not message.strip():
             raise UsageError(_EMPTY + self.assistant.parser.format_usage())
         registry = self._offered(args.functions)
+        name = self._backend_name(args.backend)
         with _user_errors():
-            request = self._request(args, message, registry)
-            backend = self._backend(args.backend)
+            request = self._request(args, message, registry, self._threads.get(name))
+            backend = self._backend(name)
             snap = self._play(backend, backend.stream_run(request, registry))
-        self._adopt_thread(backend, request, snap)
+        self._adopt_thread(name, backend, request, snap)
         if args.output:
             self._shell.user_ns[args.output] = RunResult.from_snapshot(snap)
         if snap.interrupted:
             # Re-raised so "Run All" stops here, as after any interrupted cell.
-            raise RunInterrupted(snap.run.get("id"))
+            raise RunInterrupted(snap.run.get("id"), confirmed=snap.status == "cancelled")
 
     @magic_arguments()
     @argument("action", nargs="?", default="", help="new, history, or a thread id.")
@@ -167,6 +173,15 @@ class AssistantMagics(Magics):
         print(registry.describe())
 
     @property
+    def thread_id(self) -> str | None:
+        """The current thread of the configured backend (what ``%asst_thread`` shows)."""
+        return self._threads.get(self._backend_name(None))
+
+    @thread_id.setter
+    def thread_id(self, value: str | None) -> None:
+        self._threads[self._backend_name(None)] = value
+
+    @property
     def _shell(self) -> Any:
         assert self.shell is not None, "AssistantMagics needs a shell"
         return self.shell
@@ -179,11 +194,13 @@ class AssistantMagics(Magics):
 
     # -- helpers: the switchboard's wiring --------------------------------------------
 
-    def _request(self, args: Any, message: str, registry: FunctionRegistry) -> RunRequest:
+    def _request(
+        self, args: Any, message: str, registry: FunctionRegistry, current: str | None
+    ) -> RunRequest:
         files = tuple(_existing_file(path) for path in args.file)
         return RunRequest(
             message=message,
-            thread_id=None if args.new else (args.thread or self.thread_id),
+            thread_id=None if args.new else (args.thread or current),
             assistant_id=args.assistant or self.assistant_id or None,
             model=args.model,
             instructions=args.instructions or self.instructions or None,
@@ -208,13 +225,19 @@ class AssistantMagics(Magics):
 
         return default_registry
 
-    def _backend(self, choice: str | None) -> Backend:
+    def _backend_name(self, choice: str | None) -> str:
+        """``local`` or ``assistants``: the ``--backend`` choice, else the configured one."""
         from asst_magic.backends.assistants import configured
-        from asst_magic.backends.local import LocalBackend
 
         name = choice or self.backend
         if name == "auto":
             name = "assistants" if configured(self.environ) else "local"
+        return name
+
+    def _backend(self, choice: str | None) -> Backend:
+        from asst_magic.backends.local import LocalBackend
+
+        name = self._backend_name(choice)
         key = self._server_settings(name)
         cached = self._backends.get(name)
         if cached is None or cached[0] != key:
@@ -224,6 +247,8 @@ class AssistantMagics(Magics):
         backend = cached[1]
         # Client-side settings apply at once, without restarting a server (and its kernels).
         backend.files_dir = Path(self.files_dir)
+        # A silent stream still repaints at the throttle's pace (elapsed time, held-back text).
+        backend.tick = 1.0 / self.repaint_hz if self.repaint_hz > 0 else _MIN_TICK
         if isinstance(backend, LocalBackend):
             backend.model = self._model()
         return backend
@@ -279,25 +304,26 @@ class AssistantMagics(Magics):
                 view.update(snap, force=name == "client.call")
         except KeyboardInterrupt:
             events.close()  # closes the HTTP stream before asking the server to cancel
-            if snap.thread_id:
-                backend.cancel(snap.thread_id, snap.run.get("id"))
-            apply(snap, "client.cancelled", {})
+            _cancel(backend, snap)
         except BackendError as exc:
-            if not snap.run:
-                raise
+            if not snap.run and not view.painted:
+                raise  # nothing shown yet: the cell fails with the message alone
+            # Shown in the status line, in place of the live output (never left stranded).
             apply(snap, "error", {"error": {"code": "connection_error", "message": str(exc)}})
         finally:
             events.close()
         view.finish(snap)
         return snap
 
-    def _adopt_thread(self, backend: Backend, request: RunRequest, snap: Snapshot) -> None:
-        """A run that failed never leaves its new thread as the session's current one."""
+    def _adopt_thread(
+        self, name: str, backend: Backend, request: RunRequest, snap: Snapshot
+    ) -> None:
+        """A run that failed never leaves its new thread as the backend's current one."""
         if snap.status == "failed" or snap.error is not None:
             if request.thread_id is None and snap.thread_id:
                 backend.delete_thread(snap.thread_id)
             return
-        self.thread_id = snap.thread_id or self.thread_id
+        self._threads[name] = snap.thread_id or self._threads.get(name)
 
     def _history(self) -> None:
         if self.thread_id is None:
@@ -326,6 +352,20 @@ _EMPTY = """%%assistant needs a message in the cell body, for example:
     What is 2**100?
 
 """
+
+
+_MIN_TICK = 0.05  # seconds; the tick when repaints are not throttled at all
+
+
+def _cancel(backend: Backend, snap: Snapshot) -> None:
+    """Cancel the run on the server; a second Ctrl-C (or a lost server) stops waiting for it."""
+    confirmed = True
+    if snap.thread_id:
+        try:
+            backend.cancel(snap.thread_id, snap.run.get("id"))
+        except (KeyboardInterrupt, BackendError):
+            confirmed = False
+    apply(snap, "client.cancelled", {"confirmed": confirmed})
 
 
 def _existing_file(path: str) -> Path:

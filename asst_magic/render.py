@@ -17,7 +17,7 @@ import json
 from collections.abc import Callable, Hashable, Iterator
 from typing import Any
 
-from asst_magic.accumulate import Snapshot
+from asst_magic.accumulate import Snapshot, call_result, code_calls, image_ids
 
 __all__ = ["Block", "Renderer", "render", "render_text", "status_text"]
 
@@ -118,14 +118,8 @@ def _parts(snap: Snapshot) -> Iterator[tuple[Hashable, Hashable, tuple[str, Any]
 
 
 def _code_images(snap: Snapshot) -> set[str | None]:
-    found: set[str | None] = set()
-    for kind, item_id in snap.order:
-        if kind == "step":
-            for call in snap.steps[item_id].get("step_details", {}).get("tool_calls") or ():
-                for item in (call.get("code_interpreter") or {}).get("outputs") or ():
-                    if item.get("type") == "image":
-                        found.add((item.get("image") or {}).get("file_id"))
-    return found
+    steps = (snap.steps[item_id] for kind, item_id in snap.order if kind == "step")
+    return {file_id for step in steps for ci in code_calls(step) for file_id in image_ids(ci)}
 
 
 def _file_id(part: dict[str, Any]) -> str | None:
@@ -142,7 +136,14 @@ def _call_fingerprint(call: dict[str, Any], snap: Snapshot, nfiles: int) -> Hash
     if kind == "function":
         fn = call.get("function") or {}
         state = snap.calls.get(call.get("id", ""), {})
-        return kind, len(fn.get("arguments") or ""), fn.get("output"), state.get("status")
+        result = call_result(fn, state)
+        return (
+            kind,
+            len(fn.get("arguments") or ""),
+            result,
+            state.get("status"),
+            state.get("printed"),
+        )
     return kind, json.dumps(call, sort_keys=True, default=str)
 
 
@@ -212,18 +213,27 @@ def _render_function(call: dict[str, Any], state: dict[str, Any]) -> Output:
     fn = call.get("function") or {}
     name, args = fn.get("name") or "?", _pretty_json(fn.get("arguments") or "")
     status = state.get("status") or ("done" if fn.get("output") is not None else "requested")
-    result = state.get("error") or state.get("output") or fn.get("output")
-    plain = f"ƒ {name}({args}) · {status}" + (f"\n→ {result}" if result is not None else "")
+    result, printed = call_result(fn, state), _printed(state)
+    plain = f"ƒ {name}({args}) · {status}" + (f"\n{printed}" if printed else "")
+    plain += f"\n→ {result}" if result is not None else ""
     tone = _ERROR if status == "error" else _MUTED
     parts = [
         f'<div class="asst-fn"><code>ƒ {html.escape(name)}</code> '
         f'<span style="{tone}">· {html.escape(status)}</span>',
         f'<pre style="{_PRE}">{html.escape(args)}</pre>',
     ]
+    if printed:
+        style = f"{_PRE};{_MUTED}"
+        parts.append(f'<pre class="asst-printed" style="{style}">{html.escape(printed)}</pre>')
     if result is not None:
         style = f"{_PRE};{_ERROR}" if status == "error" else _PRE
         parts.append(f'<pre style="{style}">→ {html.escape(str(result))}</pre>')
     return _display({"text/html": "".join(parts) + "</div>", "text/plain": plain})
+
+
+def _printed(state: dict[str, Any]) -> str:
+    """What the function printed while it ran, without the trailing newline."""
+    return str(state.get("printed") or "").removesuffix("\n")
 
 
 def _pretty_json(text: str) -> str:
@@ -284,6 +294,8 @@ def status_text(snap: Snapshot, elapsed: float | None = None) -> str:
 
 def _status_word(snap: Snapshot) -> str:
     status = snap.status
+    if not snap.run and snap.error is not None:
+        return "not started"  # the stream broke before the run existed
     if status == "in_progress" and _running_code(snap):
         return "running code"
     if status == "requires_action" and any(
@@ -316,20 +328,29 @@ def _status_output(snap: Snapshot, elapsed: float | None) -> Output:
 
 def render_text(snap: Snapshot) -> str:
     """The transcript as plain text for a terminal; it only grows while the run streams."""
-    text = ""
-    for _, _, (kind, value) in _parts(snap):
+    parts, text = list(_parts(snap)), ""
+    for n, (key, _, (kind, value)) in enumerate(parts):
         if text and not text.endswith("\n"):
             text += "\n"  # the previous block is finished once the next one starts
-        text += _call_text(value, snap) if kind == "call" else _content_text(value, snap)
+        if kind == "call":
+            ended = n + 1 < len(parts) or _step_ended(snap, key)
+            text += _call_text(value, snap, ended)
+        else:
+            text += _content_text(value, snap)
     return text
 
 
-def _call_text(call: dict[str, Any], snap: Snapshot) -> str:
+def _step_ended(snap: Snapshot, key: Hashable) -> bool:
+    step_id = str(key[0] if isinstance(key, tuple) else key)
+    return snap.steps.get(step_id, {}).get("status") not in (None, "in_progress")
+
+
+def _call_text(call: dict[str, Any], snap: Snapshot, ended: bool) -> str:
     if call.get("type") == "code_interpreter":
         ci = call.get("code_interpreter") or {}
         text = f"\n```python\n{ci.get('input') or ''}"
         outputs = ci.get("outputs") or []
-        if outputs:
+        if outputs or ended:  # the fence closes once the code is complete
             text += "\n```\n"
         for item in outputs:
             if item.get("type") == "logs":
@@ -340,8 +361,9 @@ def _call_text(call: dict[str, Any], snap: Snapshot) -> str:
     if call.get("type") == "function":
         fn = call.get("function") or {}
         state = snap.calls.get(call.get("id", ""), {})
-        result = state.get("error") or state.get("output") or fn.get("output")
-        tail = f"\n→ {result}\n" if result is not None else ""
+        result, printed = call_result(fn, state), _printed(state)
+        tail = f"\n{printed}" if printed else ""
+        tail += f"\n→ {result}\n" if result is not None else ""
         return f"\nƒ {fn.get('name')}({fn.get('arguments') or ''}){tail}"
     return f"\n[{call.get('type')} tool call]\n"
 

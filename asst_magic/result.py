@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from asst_magic.accumulate import Snapshot
+from asst_magic.accumulate import Snapshot, call_result, code_calls, image_ids
 
-__all__ = ["RunResult", "StepResult"]
+__all__ = ["CallResult", "RunResult", "StepResult"]
 
 
 @dataclass(frozen=True)
@@ -17,6 +17,17 @@ class StepResult:
     code: str
     logs: str = ""
     images: list[bytes] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class CallResult:
+    """One function call: its name, JSON arguments, what it returned or raised, and status."""
+
+    name: str
+    arguments: str
+    output: str | None = None
+    status: str = "requested"
+    printed: str = ""
 
 
 @dataclass(frozen=True)
@@ -31,6 +42,7 @@ class RunResult:
     text: str = ""
     messages: list[dict[str, Any]] = field(default_factory=list)
     steps: list[StepResult] = field(default_factory=list)
+    calls: list[CallResult] = field(default_factory=list)
     files: dict[str, str] = field(default_factory=dict)
     usage: dict[str, Any] = field(default_factory=dict)
     error: dict[str, Any] | None = None
@@ -48,6 +60,7 @@ class RunResult:
             text="\n\n".join(t for t in texts if t),
             messages=messages,
             steps=_code_steps(snap),
+            calls=_function_calls(snap),
             files={fid: f.get("path", "") for fid, f in snap.files.items()},
             usage=snap.run.get("usage") or {},
             error=snap.error or snap.run.get("last_error"),
@@ -71,20 +84,38 @@ def _text(message: dict[str, Any]) -> str:
     return "".join((p.get("text") or {}).get("value", "") for p in parts if p.get("type") == "text")
 
 
+def _steps(snap: Snapshot) -> list[dict[str, Any]]:
+    return [snap.steps[step_id] for kind, step_id in snap.order if kind == "step"]
+
+
 def _code_steps(snap: Snapshot) -> list[StepResult]:
-    steps = []
-    for kind, step_id in snap.order:
-        if kind != "step":
-            continue
-        for call in snap.steps[step_id].get("step_details", {}).get("tool_calls") or ():
-            if call.get("type") == "code_interpreter":
-                steps.append(_code_step(call["code_interpreter"], snap))
-    return steps
+    return [_code_step(ci, snap) for step in _steps(snap) for ci in code_calls(step)]
 
 
 def _code_step(ci: dict[str, Any], snap: Snapshot) -> StepResult:
     outputs = ci.get("outputs") or []
     logs = "".join(o.get("logs", "") for o in outputs if o.get("type") == "logs")
-    image_ids = [o["image"]["file_id"] for o in outputs if o.get("type") == "image"]
-    images = [snap.files[i]["content"] for i in image_ids if i in snap.files]
+    images = [snap.files[i]["content"] for i in image_ids(ci) if i in snap.files]
     return StepResult(code=ci.get("input") or "", logs=logs, images=images)
+
+
+def _function_calls(snap: Snapshot) -> list[CallResult]:
+    calls = [
+        call
+        for step in _steps(snap)
+        for call in (step.get("step_details") or {}).get("tool_calls") or ()
+        if call.get("type") == "function"
+    ]
+    return [_call_result(call, snap.calls.get(call.get("id", ""), {})) for call in calls]
+
+
+def _call_result(call: dict[str, Any], state: dict[str, Any]) -> CallResult:
+    fn = call.get("function") or {}
+    status = state.get("status") or ("done" if fn.get("output") is not None else "requested")
+    return CallResult(
+        name=fn.get("name") or "",
+        arguments=fn.get("arguments") or "",
+        output=call_result(fn, state),
+        status=status,
+        printed=state.get("printed") or "",
+    )

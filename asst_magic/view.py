@@ -50,6 +50,11 @@ class DisplayPublisher(Protocol):
 class View(Protocol):
     """A live view of one run."""
 
+    @property
+    def painted(self) -> bool:
+        """Whether anything has been shown yet."""
+        ...
+
     def update(self, snap: Snapshot, *, force: bool = False) -> None: ...
 
     def finish(self, snap: Snapshot) -> None: ...
@@ -96,11 +101,17 @@ class RunView:
         self._slots: dict[Hashable, tuple[OutputLike, list[dict[str, Any]]]] = {}
         self._status: OutputLike | None = None
         self._display_id = uuid.uuid4().hex
+        self._displayed = False
 
     @property
     def repaints(self) -> int:
         """How many times the live widget was repainted."""
         return self._throttle.repaints
+
+    @property
+    def painted(self) -> bool:
+        """Whether the live widget has been displayed."""
+        return self._displayed
 
     def update(self, snap: Snapshot, *, force: bool = False) -> None:
         """Repaint if the throttle allows (or ``force``); cheap enough to call on every event."""
@@ -146,6 +157,7 @@ class RunView:
         # Displayed from the cell's own thread: a display from a worker thread would land
         # in whichever cell is running then.
         self._root = self._new_output()
+        self._displayed = True
         self._pub.publish(
             _widget_output(self._root)["data"], {}, transient={"display_id": self._display_id}
         )
@@ -191,6 +203,11 @@ class TextView:
         """How many times new text was written."""
         return self._throttle.repaints
 
+    @property
+    def painted(self) -> bool:
+        """Whether any text has been written."""
+        return bool(self._shown)
+
     def update(self, snap: Snapshot, *, force: bool = False) -> None:
         """Write the text that arrived since the last write, if the throttle allows or ``force``."""
         if self._throttle.due(force):
@@ -213,10 +230,11 @@ class TextView:
         else:  # an earlier block changed (a function result): show it from where it differs
             common = _common_prefix(text, self._shown)
             new = "\n" + text[common:]
+        # Recorded first: an interrupt landing in write() must not make finish() repeat it.
+        self._shown = text
         if new:
             self._out.write(new)
             self._out.flush()
-        self._shown = text
 
 
 def _common_prefix(a: str, b: str) -> int:

@@ -19,6 +19,7 @@ __all__ = [
     "NotebookPublisher",
     "ReplayServer",
     "SharedServer",
+    "Truncated",
 ]
 
 TESTS = Path(__file__).parent
@@ -61,6 +62,10 @@ class NotebookPublisher(DisplayPublisher):
     def saved(self) -> list[dict[str, Any]]:
         """The outputs as a saved .ipynb would hold them (no display ids)."""
         return [{k: v for k, v in o.items() if k != "id"} for o in self.outputs]
+
+
+class Truncated(bytes):
+    """A streamed body the replay server cuts off: the connection closes before its end."""
 
 
 class SharedServer:
@@ -126,10 +131,12 @@ class ReplayServer:
                     self._send(200, "application/json", json.dumps(obj).encode())
 
             def _send(self, status: int, kind: str, body: bytes) -> None:
+                cut = isinstance(body, Truncated)
                 self.send_response(status)
                 self.send_header("content-type", kind)
-                self.send_header("content-length", str(len(body)))
+                self.send_header("content-length", str(len(body) + cut))
                 self.end_headers()
                 self.wfile.write(body)
+                self.close_connection = cut
 
         return Handler

@@ -24,8 +24,11 @@ def run(server: Any, tmp_path: Path, registry: FunctionRegistry | None = None) -
     client = openai.OpenAI(base_url=server.base_url, api_key="test-key")
     backend = SDKBackend(client, hint="(test)", files_dir=tmp_path / "files")
     snap = Snapshot()
-    for name, data in backend.stream_run(RunRequest("hi", assistant_id="asst_1"), registry):
-        apply(snap, name, data)
+    try:
+        for name, data in backend.stream_run(RunRequest("hi", assistant_id="asst_1"), registry):
+            apply(snap, name, data)
+    finally:
+        backend.close()
     return snap
 
 
@@ -110,6 +113,7 @@ def test_unreachable_server_names_the_url(tmp_path: Path) -> None:
     backend = SDKBackend(client, hint="Start one with `asst-magic serve`.")
     with pytest.raises(BackendError) as caught:
         list(backend.stream_run(RunRequest("hi", assistant_id="asst_1")))
+    backend.close()
     assert str(caught.value) == (
         "No assistant server at http://127.0.0.1:9/v1 (connection refused). "
         "Start one with `asst-magic serve`."
@@ -136,3 +140,24 @@ def test_azure_settings_build_an_azure_client() -> None:
     backend = AssistantsBackend(environ)
     assert isinstance(backend.client, openai.AzureOpenAI)
     assert backend.default_assistant() == "asst_1"
+    backend.close()
+
+
+def test_sdk_deprecation_is_quiet_only_for_the_backend_and_only_while_open(
+    replay: Callable[..., Any],
+) -> None:
+    import warnings
+
+    server = replay("text-run.2.sse")
+    client = openai.OpenAI(base_url=server.base_url, api_key="test-key", max_retries=0)
+    backend = SDKBackend(client, hint="(test)")
+    try:
+        # A user's own Assistants call (from their module, not ours) still warns.
+        with pytest.warns(DeprecationWarning, match="The Assistants API is deprecated"):
+            client.beta.threads.create()
+        with warnings.catch_warnings(record=True) as caught:
+            backend.create_thread()
+        assert not [w for w in caught if "Assistants API" in str(w.message)]
+    finally:
+        backend.close()
+    assert not [f for f in warnings.filters if "asst_magic" in str(f[3])]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import _thread
 import asyncio
 import json
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -199,6 +200,25 @@ def test_a_large_return_value_reaches_the_model_truncated(ip: Any, client: opena
     assert output == "x" * 20_000 + MARKER
 
 
+SHOUTED = 'ƒ shout({\n  "word": "hi"\n}) · done\nshouting hi\ncareful\n→ HI'
+
+
+def test_what_a_function_prints_stays_in_its_block(ip: Any, client: openai.OpenAI) -> None:
+    @asst_magic.function
+    def shout(word: str) -> str:
+        """The word, loud (and a word on stderr)."""
+        print(f"shouting {word}")
+        print("careful", file=sys.stderr)
+        return word.upper()
+
+    call, answer, status = cell(ip, "fn prints")
+    # The final output replaces the cell's output area: the prints are kept in the call.
+    assert call["data"]["text/plain"] == SHOUTED
+    assert "shouting hi\ncareful</pre>" in call["data"]["text/html"]
+    assert answer["data"]["text/markdown"] == "Shouted."
+    assert recorded_calls(client, [status])[0][0].output == "HI"  # prints are not sent
+
+
 def widget_calls(publisher: NotebookPublisher) -> list[str]:
     """What a front end shows for the live widget now: the text of each function block."""
     (root,) = [o for o in publisher.outputs if WIDGET in o["data"]]
@@ -334,6 +354,14 @@ def big(n: int) -> str:
     return "x" * n
 
 @asst_magic.function
+def shout(word: str) -> str:
+    """The word, loud (and a word on stderr)."""
+    print(f"shouting {word}")
+    import sys
+    print("careful", file=sys.stderr)
+    return word.upper()
+
+@asst_magic.function
 def probe(tag: str) -> list:
     """The status of each function block the live widget shows now."""
     shown = [o["data"].get("text/plain", "") for w in list(_instances.values())
@@ -352,6 +380,7 @@ KERNEL_CELLS = (
     "fn async",
     "fn large",
     "fn probe",
+    "fn prints",
 )
 
 
@@ -401,6 +430,8 @@ def test_the_loop_in_a_real_kernel(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert "are not valid JSON" in text["fn bad json"][0]
     assert text["fn async"][0] == 'ƒ slow_square({\n  "n": 7\n}) · done\n→ 49'
     assert text["fn large"][0].endswith(MARKER)
+    assert text["fn prints"][:2] == [SHOUTED, "Shouted."]
+    assert not any(o["output_type"] == "stream" for o in out["fn prints"])
     running = [json.loads(t.rsplit("→ ", 1)[1]) for t in text["fn probe"][:3]]
     assert running == [
         ["running", "requested", "requested"],

@@ -5,6 +5,7 @@ from __future__ import annotations
 import _thread
 import base64
 import io
+import json
 import sys
 import threading
 from pathlib import Path
@@ -109,6 +110,18 @@ def test_output_option_stores_the_result(shell: Any) -> None:
     assert step.logs == "42\n" and step.images[0].startswith(b"\x89PNG")
     assert result.usage["total_tokens"] > 0
     assert result.thread_id == magics(shell).thread_id
+    assert result.calls == []
+
+
+def test_result_lists_the_function_calls(shell: Any) -> None:
+    default_registry.register(lambda city: f"sunny in {city}", name="get_weather")
+    try:
+        cell(shell, "weather please", "-o result")
+    finally:
+        default_registry.remove("get_weather")
+    (call,) = shell.user_ns["result"].calls
+    assert (call.name, call.status, call.output) == ("get_weather", "done", "sunny in Paris")
+    assert json.loads(call.arguments) == {"city": "Paris"}
 
 
 def test_interpolates_defined_names(shell: Any) -> None:
@@ -116,9 +129,22 @@ def test_interpolates_defined_names(shell: Any) -> None:
     assert plain(cell(shell, "{greeting}"))[0] == "Hello **world**!"
 
 
-def test_empty_cell_shows_usage(shell: Any) -> None:
-    with pytest.raises(UsageError, match="needs a message in the cell body"):
-        shell.run_cell_magic("assistant", "", "  \n")
+def test_blank_cell_body_shows_usage_with_an_example(shell: Any) -> None:
+    with pytest.raises(UsageError) as caught:
+        shell.run_cell_magic("assistant", "--new", "  \n")
+    assert str(caught.value).startswith(
+        "%%assistant needs a message in the cell body, for example:\n\n    %%assistant\n"
+    )
+    assert "[--thread ID] [--new]" in str(caught.value)  # then argparse's usage
+
+
+def test_truly_empty_cell_gets_ipythons_own_message(shell: Any) -> None:
+    # IPython answers before the magic runs: a cell magic with no body at all.
+    result = shell.run_cell("%%assistant\n")
+    assert isinstance(result.error_in_exec, UsageError)
+    assert str(result.error_in_exec).startswith(
+        "%%assistant is a cell magic, but the cell body is empty."
+    )
 
 
 def test_unknown_thread_names_it_and_hints(shell: Any) -> None:
@@ -205,11 +231,14 @@ def test_interrupt_cancels_the_run_keeps_output_and_next_cell_works(
     result = shell.run_cell("%%assistant\nlong story")
     shown = stdout.getvalue()
     assert shown.startswith("Once upon") and "[cancelled · " in shown
+    assert shown.count("Once upon") == 1  # what was shown is not repeated by the final flush
     # The cell ends in error, so "Run All" stops, but with one line, not a traceback.
     assert isinstance(result.error_in_exec, RunInterrupted)
     assert "was cancelled (interrupted). The thread is kept" in shown
     assert "Traceback" not in shown
     assert "never ended at all." not in shown
+    # The stream's reader thread ended when the stream was closed, before the cancel.
+    assert not [t for t in threading.enumerate() if t.name == "asst-magic-reader"]
     thread_id = magics(shell).thread_id
     assert thread_id is not None  # the user chose to stop: the conversation continues
     client = openai.OpenAI(base_url=local_server.base_url, api_key=local_server.token)

@@ -196,3 +196,20 @@ def test_plain_text_marks_code_and_lists_images() -> None:
         ("client.file", {"file_id": "file_1", "content": PNG, "path": "d/f.png"}),
     )
     assert render_text(snap) == "\n```python\nprint(1)\n```\n1\n[image: d/f.png]\nok"
+
+
+def test_function_call_shows_what_it_printed_before_its_result() -> None:
+    call = {"id": "call_1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+    step = {
+        "id": "step_1",
+        "type": "tool_calls",
+        "status": "completed",
+        "step_details": {"type": "tool_calls", "tool_calls": [call]},
+    }
+    state = {"tool_call_id": "call_1", "status": "done", "output": "", "printed": "hi <b>\n"}
+    snap = snapshot(("thread.run.step.completed", step), ("client.call", state))
+    (shown, _status) = render(snap)
+    assert shown["data"]["text/plain"] == "ƒ f({}) · done\nhi <b>\n→ "  # an empty result too
+    assert '<pre class="asst-printed"' in shown["data"]["text/html"]
+    assert "hi &lt;b&gt;</pre>" in shown["data"]["text/html"]
+    assert render_text(snap) == "\nƒ f({})\nhi <b>\n→ \n"

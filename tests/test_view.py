@@ -133,3 +133,40 @@ def test_text_view_writes_only_what_is_new() -> None:
     apply(snap, "thread.run.completed", {"id": "run_1", "thread_id": "t", "status": "completed"})
     view.finish(snap)
     assert stream.getvalue().startswith("Hello\n[completed · ")
+
+
+def code_step_event(name: str, status: str, code: str) -> tuple[str, dict[str, Any]]:
+    call = {"id": "call_1", "type": "code_interpreter", "code_interpreter": {"input": code}}
+    step = {
+        "id": "step_1",
+        "type": "tool_calls",
+        "status": status,
+        "step_details": {"type": "tool_calls", "tool_calls": [call]},
+    }
+    return name, step
+
+
+def test_text_view_closes_the_code_fence_of_code_that_printed_nothing() -> None:
+    stream = io.StringIO()
+    view = TextView(stream, repaint_hz=0)
+    snap = apply(Snapshot(), *code_step_event("thread.run.step.created", "in_progress", "x = 1"))
+    view.update(snap)
+    assert stream.getvalue() == "\n```python\nx = 1"  # still streaming: the fence stays open
+    apply(snap, *code_step_event("thread.run.step.completed", "completed", "x = 1"))
+    view.update(snap)
+    apply(snap, "thread.message.created", {"id": "msg_1", "role": "assistant", "content": []})
+    text_delta(snap, 0, "Stored x.")
+    view.finish(snap)
+    # The answer reads as prose after the closed block, not as more code.
+    assert stream.getvalue().startswith("\n```python\nx = 1\n```\nStored x.\n[queued")
+
+
+def test_text_view_closes_the_fence_when_the_next_block_starts() -> None:
+    stream = io.StringIO()
+    view = TextView(stream, repaint_hz=0)
+    snap = apply(Snapshot(), *code_step_event("thread.run.step.created", "in_progress", "x = 1"))
+    view.update(snap)
+    apply(snap, "thread.message.created", {"id": "msg_1", "role": "assistant", "content": []})
+    text_delta(snap, 0, "Stored x.")
+    view.update(snap)
+    assert stream.getvalue() == "\n```python\nx = 1\n```\nStored x."

@@ -64,10 +64,6 @@ class AssistantsBackend(SDKBackend):
             )
         return self._assistant_id
 
-    def close(self) -> None:
-        """Close the HTTP connections."""
-        self.client.close()
-
 
 def _require(environ: Mapping[str, str], names: tuple[str, ...]) -> None:
     missing = [name for name in names if not environ.get(name)]

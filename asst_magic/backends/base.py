@@ -2,12 +2,16 @@
 
 A backend yields ``RunEvent(name, data)``: the Assistants API stream events as
 parsed JSON (``thread.message.delta``...), plus ``client.*`` events the magic adds
-(``client.call`` for a function it runs, ``client.file`` for a fetched file).
+(``client.call`` for a function it runs, ``client.file`` for a fetched file,
+``client.tick`` when the stream has been silent for ``Backend.tick`` seconds, so the
+view can repaint what the throttle held back).
 ``Backend.stream_run`` owns the function-calling loop, so every backend has it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Generator, Iterable, Iterator
@@ -15,10 +19,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from asst_magic.accumulate import code_calls, image_ids
+
 if TYPE_CHECKING:
     from asst_magic.functions import CallOutcome, FunctionRegistry
 
-__all__ = ["Backend", "BackendError", "RunEvent", "RunRequest", "ThreadNotFound", "file_refs"]
+__all__ = [
+    "TICK",
+    "Backend",
+    "BackendError",
+    "RunEvent",
+    "RunRequest",
+    "ThreadNotFound",
+    "file_refs",
+]
 
 
 class RunEvent(NamedTuple):
@@ -26,6 +40,10 @@ class RunEvent(NamedTuple):
 
     name: str
     data: Any
+
+
+#: Yielded when the stream has been silent for ``Backend.tick`` seconds.
+TICK = RunEvent("client.tick", None)
 
 
 class BackendError(Exception):
@@ -63,6 +81,8 @@ class Backend(ABC):
     base_url: str = ""
     #: Where files the assistant makes are saved (links in the transcript point here).
     files_dir: Path = Path("assistant_files")
+    #: Seconds of silence after which the stream yields a ``client.tick`` (None: never).
+    tick: float | None = None
 
     @abstractmethod
     def create_run(self, request: RunRequest) -> Iterator[RunEvent]:
@@ -140,6 +160,9 @@ def run_functions(
 
     Each call is announced ``running`` just before it runs and reported right after, so
     the view shows which one is busy; the ``async def`` ones of a round run together, last.
+    What a call prints is kept with it (``printed``): the final output replaces the cell's
+    output area, so a plain print would vanish. Async calls that run together share one
+    capture, shown under the first of them.
     """
     from asst_magic.functions import ToolCall, default_registry
 
@@ -152,9 +175,14 @@ def run_functions(
     for batch in [[call] for call in calls if call not in concurrent] + [concurrent]:
         for call in batch:
             yield RunEvent("client.call", {"tool_call_id": call.id, "status": "running"})
-        for outcome in registry.execute(batch):
+        printed = io.StringIO()
+        with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed):
+            results = registry.execute(batch)
+        for i, outcome in enumerate(results):
             outcomes[outcome.tool_call_id] = outcome
-            yield RunEvent("client.call", _call_state(outcome))
+            yield RunEvent(
+                "client.call", _call_state(outcome, printed.getvalue() if i == 0 else "")
+            )
     return [outcomes[call.id].to_dict() for call in calls]
 
 
@@ -163,24 +191,20 @@ def _is_async(registry: FunctionRegistry, name: str) -> bool:
     return entry is not None and entry.is_async
 
 
-def _call_state(outcome: CallOutcome) -> dict[str, Any]:
+def _call_state(outcome: CallOutcome, printed: str) -> dict[str, Any]:
     status = "error" if outcome.error else "done"
     return {
         "tool_call_id": outcome.tool_call_id,
         "status": status,
         "output": outcome.output,
         "error": outcome.error,
+        "printed": printed,
     }
 
 
 def file_refs(obj: dict[str, Any]) -> list[str]:
     """File ids a completed step or message shows: code images, image parts, file links."""
-    found: list[str] = []
-    details = obj.get("step_details") or {}
-    for call in details.get("tool_calls") or ():
-        for item in (call.get("code_interpreter") or {}).get("outputs") or ():
-            if item.get("type") == "image":
-                found.append(item["image"]["file_id"])
+    found = [file_id for ci in code_calls(obj) for file_id in image_ids(ci)]
     for part in obj.get("content") or ():
         if part.get("type") == "image_file":
             found.append(part["image_file"]["file_id"])

@@ -16,7 +16,15 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from asst_magic.backends.base import Backend, BackendError, RunEvent, RunRequest, ThreadNotFound
+from asst_magic.backends.base import (
+    TICK,
+    Backend,
+    BackendError,
+    RunEvent,
+    RunRequest,
+    ThreadNotFound,
+)
+from asst_magic.backends.reader import ChunkReader
 from asst_magic.sse import DONE, SSEDecoder
 
 if TYPE_CHECKING:
@@ -28,10 +36,16 @@ _ACTIVE = ("queued", "in_progress", "requires_action", "cancelling")
 _CANCEL_WAIT = 10.0
 
 
-def decode_events(chunks: Iterator[bytes]) -> Iterator[RunEvent]:
-    """Server-sent event bytes to ``RunEvent``s; ``data: [DONE]`` becomes ``done``."""
+def decode_events(chunks: Iterator[bytes | None]) -> Iterator[RunEvent]:
+    """Server-sent event bytes to ``RunEvent``s; ``data: [DONE]`` becomes ``done``.
+
+    A ``None`` chunk (the reader's timer) becomes a ``client.tick`` event.
+    """
     decoder, loads = SSEDecoder(), json.loads
     for chunk in chunks:
+        if chunk is None:
+            yield TICK
+            continue
         for name, data in decoder.feed(chunk):
             yield RunEvent(name, None if data == DONE else loads(data))
     for name, data in decoder.flush():
@@ -49,9 +63,15 @@ class SDKBackend(Backend):
         self.files_dir = files_dir
         self._hint = hint
         self._assistant_tools: dict[str, list[dict[str, Any]]] = {}
-        # We speak the Assistants protocol on purpose (to our own server, or a compatible one).
-        warnings.filterwarnings("ignore", "The Assistants API is deprecated", DeprecationWarning)
-        warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"asst_magic\.")
+        _quiet_sdk_deprecation(+1)
+        self._quiet = True
+
+    def close(self) -> None:
+        """Close the HTTP connections; the last backend to close lets the SDK warn again."""
+        self.client.close()
+        if self._quiet:
+            self._quiet = False
+            _quiet_sdk_deprecation(-1)
 
     def default_assistant(self) -> str:
         """The assistant to use when the cell and the configuration name none."""
@@ -68,12 +88,15 @@ class SDKBackend(Backend):
             if request.thread_id is None:
                 threads: Any = self.client.beta.threads.with_streaming_response
                 opened = threads.create_and_run(thread={"messages": [message]}, **options)
-            else:
-                self.check_thread(request.thread_id)
-                self.client.beta.threads.messages.create(request.thread_id, **message)
-                runs: Any = self.client.beta.threads.runs.with_streaming_response
-                opened = runs.create(request.thread_id, **options)
-        return self._stream(opened)
+                return self._stream(opened)
+            thread_id = request.thread_id
+            self.check_thread(thread_id)
+            self._tools_of(assistant_id)  # an unknown assistant fails before the message is posted
+            posted = self.client.beta.threads.messages.create(thread_id, **message)
+            runs: Any = self.client.beta.threads.runs.with_streaming_response
+            opened = runs.create(thread_id, **options)
+        # A run that is refused leaves no unanswered message in the thread's history.
+        return self._stream(opened, undo=lambda: self._delete_message(thread_id, posted.id))
 
     def submit_tool_outputs(
         self, thread_id: str, run_id: str, outputs: list[dict[str, str]]
@@ -87,9 +110,19 @@ class SDKBackend(Backend):
             )
         return self._stream(opened)
 
-    def _stream(self, opened: Any) -> Iterator[RunEvent]:
-        with self._errors(), opened as response:
-            yield from decode_events(response.iter_bytes())
+    def _stream(self, opened: Any, undo: Callable[[], None] | None = None) -> Iterator[RunEvent]:
+        with self._errors(), contextlib.ExitStack() as stack:
+            try:
+                response = stack.enter_context(opened)  # the request is sent here
+            except Exception:
+                if undo is not None:
+                    undo()
+                raise
+            yield from decode_events(ChunkReader(response).chunks(self.tick))
+
+    def _delete_message(self, thread_id: str, message_id: str) -> None:
+        with contextlib.suppress(_api_error()):  # cleanup: the original error matters more
+            self.client.beta.threads.messages.delete(message_id, thread_id=thread_id)
 
     def _run_options(self, request: RunRequest, assistant_id: str) -> dict[str, Any]:
         options: dict[str, Any] = {"assistant_id": assistant_id, "stream": True}
@@ -103,8 +136,16 @@ class SDKBackend(Backend):
 
     def _tools_of(self, assistant_id: str) -> list[dict[str, Any]]:
         """The assistant's own tools, kept when a cell adds functions (fetched once)."""
+        import openai
+
         if assistant_id not in self._assistant_tools:
-            assistant = self.client.beta.assistants.retrieve(assistant_id)
+            try:
+                assistant = self.client.beta.assistants.retrieve(assistant_id)
+            except openai.NotFoundError:
+                raise BackendError(
+                    f"No assistant {assistant_id} at {self.base_url}. Check `%config "
+                    "AssistantMagics.assistant_id` (or ASSISTANT_ID), or drop --assistant."
+                ) from None
             tools = [t.to_dict() for t in assistant.tools if t.type != "function"]
             self._assistant_tools[assistant_id] = tools
         return self._assistant_tools[assistant_id]
@@ -251,12 +292,40 @@ class SDKBackend(Backend):
                 "Run the cell again."
             ) from None
         except openai.NotFoundError as exc:
-            raise BackendError(f"{_api_message(exc)} (from {self.base_url}).") from None
+            raise BackendError(f"{_api_message(exc).rstrip('.')} (from {self.base_url}).") from None
         except openai.APIStatusError as exc:
             raise BackendError(
                 f"The assistant server at {self.base_url} answered {exc.status_code}: "
                 f"{_api_message(exc)}"
             ) from None
+
+
+# The SDK marks Assistants endpoints deprecated with varying messages: match any message,
+# but only for warnings raised from this package's backends.
+_DEPRECATION = ("", r"asst_magic\.backends\.")
+_quiet_backends = [0]
+
+
+def _quiet_sdk_deprecation(change: int) -> None:
+    """Ignore the SDK's Assistants deprecation warnings for our own calls while a backend is open.
+
+    We speak the Assistants protocol on purpose (to our own server or a compatible one);
+    the filter matches only warnings raised from this package's backends, so a user's own
+    Assistants calls still warn, and it is removed when the last backend closes.
+    """
+    message, module = _DEPRECATION
+    _quiet_backends[0] += change
+    if change > 0:  # (again: something may have reset the filters since, as pytest does)
+        warnings.filterwarnings("ignore", message, DeprecationWarning, module)
+    elif change < 0 and _quiet_backends[0] == 0:
+        ours = ("ignore", message or None, DeprecationWarning, module)
+        filters: list[Any] = warnings.filters  # type: ignore[assignment]  # a list at runtime
+        filters[:] = [f for f in filters if _filter_key(f) != ours]
+
+
+def _filter_key(entry: Any) -> tuple[Any, ...]:
+    action, msg, category, module, _ = entry
+    return (action, getattr(msg, "pattern", msg), category, getattr(module, "pattern", module))
 
 
 def _api_error() -> type[Exception]:

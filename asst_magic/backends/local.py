@@ -81,5 +81,5 @@ class LocalBackend(SDKBackend):
 
     def close(self) -> None:
         """Stop the server this backend started."""
-        self.client.close()
+        super().close()
         self._handle.stop()
