@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import _thread
+import io
 import json
 import threading
 from collections.abc import Callable
@@ -16,6 +18,7 @@ __all__ = [
     "PNG",
     "TESTS",
     "VECTORS",
+    "InterruptingStdout",
     "NotebookPublisher",
     "ReplayServer",
     "SharedServer",
@@ -140,3 +143,18 @@ class ReplayServer:
                 self.close_connection = cut
 
         return Handler
+
+
+class InterruptingStdout(io.StringIO):
+    """stdout that presses the kernel's ■ button once the given text has been shown."""
+
+    def __init__(self, trigger: str) -> None:
+        super().__init__()
+        self.trigger, self.fired = trigger, False
+
+    def write(self, text: str) -> int:
+        written = super().write(text)
+        if not self.fired and self.trigger in self.getvalue():
+            self.fired = True
+            _thread.interrupt_main()  # what the ■ button does: SIGINT on the cell's thread
+        return written

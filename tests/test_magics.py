@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import _thread
 import base64
-import io
 import json
 import sys
 import threading
@@ -15,6 +14,7 @@ import openai
 import pytest
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
+from magic_support import InterruptingStdout
 
 import asst_magic
 from asst_magic.functions import default_registry
@@ -205,21 +205,6 @@ def test_two_rounds_with_parallel_calls(shell: Any) -> None:
     assert cities == ["Oslo", "Rome", "Lima"]
     assert [p.rsplit("→ ", 1)[-1] for p in plain(outputs)[:3]] == ["OSLO", "ROME", "LIMA"]
     assert plain(outputs)[3] == "Done."
-
-
-class InterruptingStdout(io.StringIO):
-    """stdout that presses the kernel's ■ button once the given text has been shown."""
-
-    def __init__(self, trigger: str) -> None:
-        super().__init__()
-        self.trigger, self.fired = trigger, False
-
-    def write(self, text: str) -> int:
-        written = super().write(text)
-        if not self.fired and self.trigger in self.getvalue():
-            self.fired = True
-            _thread.interrupt_main()  # what the ■ button does: SIGINT on the cell's thread
-        return written
 
 
 def test_interrupt_cancels_the_run_keeps_output_and_next_cell_works(

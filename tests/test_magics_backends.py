@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import _thread
-import io
 import sys
 import warnings
 from collections.abc import Iterator
@@ -13,7 +12,7 @@ from typing import Any
 import openai
 import pytest
 from IPython.core.error import UsageError
-from magic_support import CASSETTE, ReplayServer, Truncated
+from magic_support import CASSETTE, InterruptingStdout, ReplayServer, Truncated
 from test_magics import WIDGET, cell, magics, plain
 
 from asst_magic.sse import encode_event
@@ -100,21 +99,6 @@ def test_a_stream_that_breaks_before_the_run_exists_leaves_no_live_widget(
     assert f"connection_error: The connection to {server.base_url} broke during the run (" in status
     assert status.endswith("Run the cell again.")
     assert magics(shell).thread_id is None
-
-
-class InterruptingStdout(io.StringIO):
-    """stdout that presses the kernel's ■ button once the given text has been shown."""
-
-    def __init__(self, trigger: str) -> None:
-        super().__init__()
-        self.trigger, self.fired = trigger, False
-
-    def write(self, text: str) -> int:
-        written = super().write(text)
-        if not self.fired and self.trigger in self.getvalue():
-            self.fired = True
-            _thread.interrupt_main()
-        return written
 
 
 def test_a_second_interrupt_while_cancelling_shows_no_traceback(
