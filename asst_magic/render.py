@@ -184,9 +184,16 @@ def _highlighter() -> Callable[[str], str]:
     return lambda code: highlight(code, lexer, formatter)
 
 
+@functools.lru_cache(maxsize=64)
+def _highlight(code: str) -> str:
+    # A finished block renders again when its logs and images arrive: its code has not
+    # changed, so neither has its HTML.
+    return _highlighter()(code)
+
+
 def _render_code(ci: dict[str, Any], snap: Snapshot) -> list[Output]:
     code = ci.get("input") or ""
-    body = _highlighter()(code)
+    body = _highlight(code)
     outputs = [_display({"text/html": CODE_CSS + body, "text/plain": code})]
     for item in ci.get("outputs") or ():
         if item.get("type") == "logs":

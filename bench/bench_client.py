@@ -27,6 +27,7 @@ import openai
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import asst_magic.render as render_module
 from asst_magic.accumulate import Snapshot, apply
 from asst_magic.backends.base import RunRequest
 from asst_magic.backends.http import SDKBackend
@@ -175,6 +176,7 @@ class CountingOutput:
 
 
 def run_magic(body: bytes) -> tuple[int, float, RunView, CountingSink]:
+    render_module._highlight.cache_clear()  # each run starts cold: no help from the last one
     sink = CountingSink()
     view = RunView(sink, output_factory=sink.output)
     backend = SDKBackend(client_for(body), hint="")
