@@ -7,10 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from IPython.core.interactiveshell import InteractiveShell
-from magic_support import CASSETTE, VECTORS, NotebookPublisher, ReplayServer, SharedServer
-
-from asst_magic.magics import AssistantMagics
+from magic_support import CASSETTE, VECTORS, ReplayServer, notebook_shell
 
 
 @pytest.fixture(scope="session")
@@ -28,14 +25,7 @@ def local_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 def shell(local_server: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """A fresh in-process shell with the magics on the shared local server, widget display."""
     monkeypatch.chdir(tmp_path)
-    ip = InteractiveShell()
-    ip.display_pub = NotebookPublisher()
-    environ = {"ASST_MAGIC_DATA_DIR": str(tmp_path / "data")}
-    magics = AssistantMagics(
-        ip, environ=environ, launcher=lambda config: SharedServer(local_server)
-    )
-    ip.register_magics(magics)
-    magics.display = "widget"
+    ip, magics = notebook_shell(local_server, {"ASST_MAGIC_DATA_DIR": str(tmp_path / "data")})
     magics.cassette = str(CASSETTE)
     yield ip
     magics.close()

@@ -12,6 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from IPython.core.displaypub import DisplayPublisher
+from IPython.core.interactiveshell import InteractiveShell
+
+from asst_magic.magics import AssistantMagics
 
 __all__ = [
     "CASSETTE",
@@ -23,6 +26,7 @@ __all__ = [
     "ReplayServer",
     "SharedServer",
     "Truncated",
+    "notebook_shell",
 ]
 
 TESTS = Path(__file__).parent
@@ -158,3 +162,13 @@ class InterruptingStdout(io.StringIO):
             self.fired = True
             _thread.interrupt_main()  # what the ■ button does: SIGINT on the cell's thread
         return written
+
+
+def notebook_shell(handle: Any, environ: dict[str, str]) -> tuple[Any, AssistantMagics]:
+    """A fresh in-process shell whose magics use ``handle``'s server and a widget display."""
+    ip = InteractiveShell()
+    ip.display_pub = NotebookPublisher()
+    magics = AssistantMagics(ip, environ=environ, launcher=lambda config: SharedServer(handle))
+    ip.register_magics(magics)
+    magics.display = "widget"
+    return ip, magics

@@ -15,14 +15,13 @@ import nbformat
 import openai
 import pytest
 from IPython.core.error import UsageError
-from IPython.core.interactiveshell import InteractiveShell
 from ipywidgets.widgets.widget import _instances
-from magic_support import NotebookPublisher, SharedServer
+from magic_support import NotebookPublisher, notebook_shell
 from nbclient import NotebookClient
 
 import asst_magic
 from asst_magic.functions import default_registry
-from asst_magic.magics import AssistantMagics, RunInterrupted
+from asst_magic.magics import RunInterrupted
 
 CASSETTE = Path(__file__).parent / "cassettes" / "functions.jsonl"
 WIDGET = "application/vnd.jupyter.widget-view+json"
@@ -49,12 +48,7 @@ def client(fn_server: Any) -> openai.OpenAI:
 def ip(fn_server: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """A fresh shell on the server, widget display; functions registered in a test are dropped."""
     monkeypatch.chdir(tmp_path)
-    shell = InteractiveShell()
-    shell.display_pub = NotebookPublisher()
-    environ = {"ASST_MAGIC_DATA_DIR": str(tmp_path / "data")}
-    magics = AssistantMagics(shell, environ=environ, launcher=lambda _: SharedServer(fn_server))
-    shell.register_magics(magics)
-    magics.display = "widget"
+    shell, magics = notebook_shell(fn_server, {"ASST_MAGIC_DATA_DIR": str(tmp_path / "data")})
     before = set(default_registry.names())
     yield shell
     for name in set(default_registry.names()) - before:

@@ -22,7 +22,7 @@ import openai
 import pytest
 from chat_replay_server import ChatReplayServer, Reply, chat_chunk, python_call_body, sse_body
 from IPython.core.interactiveshell import InteractiveShell
-from magic_support import NotebookPublisher, SharedServer
+from magic_support import notebook_shell
 from server_support import client_for
 
 from asst_magic.functions import default_registry
@@ -125,11 +125,8 @@ def notebook(
 
     def open_shell(replies: Sequence[Reply], *, code_interpreter: bool = False) -> Any:
         handle = bridge(replies, code_interpreter=code_interpreter).handle
-        ip = InteractiveShell()
-        ip.display_pub = NotebookPublisher()
-        magics = AssistantMagics(ip, environ={}, launcher=lambda config: SharedServer(handle))
-        ip.register_magics(magics)
-        magics.display, magics.model = "widget", MODEL
+        ip, magics = notebook_shell(handle, {})
+        magics.model = MODEL
         opened.append(magics)
         return ip
 
