@@ -79,14 +79,7 @@ def _attachments(state: ServerState, raw: Any, param: str) -> list[Obj]:
     out = []
     for i, item in enumerate(raw):
         file_id = item.get("file_id") if isinstance(item, dict) else None
-        if not isinstance(file_id, str):
-            raise bad_request(
-                f"Missing required parameter: '{param}[{i}].file_id'.",
-                f"{param}[{i}].file_id",
-                code="missing_required_parameter",
-            )
-        if state.store.get("file", file_id) is None:
-            raise not_found("file", file_id)
+        _require_file(state, file_id, f"{param}[{i}].file_id")
         tools = _attachment_tools(item.get("tools"), f"{param}[{i}].tools")
         out.append({"file_id": file_id, "tools": tools})
     return out
@@ -112,15 +105,17 @@ def _check_images(state: ServerState, content: list[Obj], param: str) -> None:
     for i, block in enumerate(content):
         if block["type"] != "image_file":
             continue
-        file_id = block["image_file"].get("file_id")
-        if not isinstance(file_id, str):
-            raise bad_request(
-                f"Missing required parameter: '{param}[{i}].image_file.file_id'.",
-                f"{param}[{i}].image_file.file_id",
-                code="missing_required_parameter",
-            )
-        if state.store.get("file", file_id) is None:
-            raise not_found("file", file_id)
+        _require_file(state, block["image_file"].get("file_id"), f"{param}[{i}].image_file.file_id")
+
+
+def _require_file(state: ServerState, file_id: Any, param: str) -> None:
+    """A 400 when ``file_id`` is missing, a 404 when no such file is stored."""
+    if not isinstance(file_id, str):
+        raise bad_request(
+            f"Missing required parameter: '{param}'.", param, code="missing_required_parameter"
+        )
+    if state.store.get("file", file_id) is None:
+        raise not_found("file", file_id)
 
 
 def new_thread(state: ServerState, body: Obj) -> tuple[Obj, list[Obj]]:
