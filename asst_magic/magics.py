@@ -276,18 +276,15 @@ class AssistantMagics(Magics):
         return "default" if any(env.get(v) for v in live) else "replay"
 
     def _make_backend(self, name: str) -> Backend:
-        files_dir = Path(self.files_dir)
+        """A new backend; ``_backend`` then applies the client-side settings to it."""
         if name == "assistants":
             from asst_magic.backends.assistants import AssistantsBackend
 
-            return AssistantsBackend(
-                self.environ, assistant_id=self.assistant_id, files_dir=files_dir
-            )
+            return AssistantsBackend(self.environ)
         from asst_magic.backends.local import LocalBackend, cassettes_from, data_dir_from
 
         return LocalBackend(
             data_dir=data_dir_from(self.environ),
-            files_dir=files_dir,
             cassettes=cassettes_from(self._cassette()),
             model=self._model(),
             launcher=self._launcher,

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import sys
 import time
-import uuid
 from collections.abc import Callable, Hashable
 from typing import Any, Protocol, TextIO
 
@@ -100,7 +99,6 @@ class RunView:
         self._root: OutputLike | None = None
         self._slots: dict[Hashable, tuple[OutputLike, list[dict[str, Any]]]] = {}
         self._status: OutputLike | None = None
-        self._display_id = uuid.uuid4().hex
         self._displayed = False
 
     @property
@@ -158,9 +156,7 @@ class RunView:
         # in whichever cell is running then.
         self._root = self._new_output()
         self._displayed = True
-        self._pub.publish(
-            _widget_output(self._root)["data"], {}, transient={"display_id": self._display_id}
-        )
+        self._pub.publish(_widget_output(self._root)["data"], {})
         return self._root
 
     def _close(self) -> None:

@@ -34,7 +34,6 @@ class AssistantsBackend(SDKBackend):
         self,
         environ: Mapping[str, str],
         *,
-        assistant_id: str = "",
         files_dir: Path = Path("assistant_files"),
     ) -> None:
         import openai
@@ -53,10 +52,11 @@ class AssistantsBackend(SDKBackend):
                 base_url=environ["OPENAI_BASE_URL"], api_key=environ["OPENAI_API_KEY"]
             )
         super().__init__(client, hint=_HINT, files_dir=files_dir)
-        self._assistant_id = assistant_id or environ.get("ASSISTANT_ID", "")
+        # `--assistant` and `AssistantMagics.assistant_id` arrive with each request instead.
+        self._assistant_id = environ.get("ASSISTANT_ID", "")
 
     def default_assistant(self) -> str:
-        """``ASSISTANT_ID`` (or the configured id): a remote assistant is never created for you."""
+        """``ASSISTANT_ID``: a remote assistant is never created for you."""
         if not self._assistant_id:
             raise BackendError(
                 "The assistants backend needs an assistant: set ASSISTANT_ID, "
