@@ -28,8 +28,8 @@ from jupyter_client.manager import AsyncKernelManager
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from asst_magic.server.kernel_process import KernelProcess, kernel_env
-from asst_magic.server.kernels import KernelSandbox
+from asst_magic.server.code_interpreter.kernels import KernelSandbox
+from asst_magic.server.code_interpreter.process import KernelProcess, kernel_env
 
 __all__ = ["main"]
 

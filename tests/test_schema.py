@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal, NotRequired, Optional, TypedDict
 import pydantic
 import pytest
 
-from asst_magic.schema import (
+from asst_magic.functions.schema import (
     Docstring,
     SchemaError,
     convert,

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from asst_magic.server.api.errors import StartupError
 from asst_magic.server.config import ServerConfig
-from asst_magic.server.errors import StartupError
 from asst_magic.server.launch import ServerHandle, spawn, start_in_thread
 
 __all__ = ["ServerConfig", "ServerHandle", "StartupError", "spawn", "start_in_thread"]

@@ -17,14 +17,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount
 
-from asst_magic.server import routes_assistants, routes_runs, routes_threads
+from asst_magic.server.api import assistants, runs, threads
+from asst_magic.server.api.errors import APIError, error_body
+from asst_magic.server.api.guard import Guard
+from asst_magic.server.code_interpreter.sandbox import Sandbox
 from asst_magic.server.config import ServerConfig
-from asst_magic.server.engine import RunEngine, recover_interrupted_runs
-from asst_magic.server.errors import APIError, error_body
-from asst_magic.server.guard import Guard
 from asst_magic.server.ids import new_token
 from asst_magic.server.models import ModelRegistry, default_registry
-from asst_magic.server.sandbox import Sandbox
+from asst_magic.server.runs.engine import RunEngine, recover_interrupted_runs
 from asst_magic.server.state import ServerState
 from asst_magic.server.store import Store
 
@@ -67,7 +67,7 @@ def create_app(
                 await asyncio.gather(warming, return_exceptions=True)
             store.close()
 
-    routes = routes_runs.routes + routes_threads.routes + routes_assistants.routes
+    routes = runs.routes + threads.routes + assistants.routes
     app = Starlette(
         routes=[Mount("/v1", routes=routes)],
         middleware=[Middleware(Guard, token=state.token, max_body_bytes=config.max_body_bytes)],

@@ -21,11 +21,11 @@ from typing import Any
 
 import uvicorn
 
+from asst_magic.server.api.errors import StartupError
+from asst_magic.server.code_interpreter.sandbox import Sandbox
 from asst_magic.server.config import ServerConfig
-from asst_magic.server.errors import StartupError
 from asst_magic.server.ids import new_token
 from asst_magic.server.models import ModelRegistry
-from asst_magic.server.sandbox import Sandbox
 
 __all__ = [
     "MODEL_KEY_ENV",
@@ -92,7 +92,7 @@ def default_sandbox(config: ServerConfig) -> Sandbox | None:
     if not config.code_interpreter:
         return None
     try:
-        from asst_magic.server.kernels import create_sandbox
+        from asst_magic.server.code_interpreter.kernels import create_sandbox
     except ImportError:  # jupyter_client missing: serve; code_interpreter calls fail clearly
         return None
     return create_sandbox(config)

@@ -9,12 +9,12 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
+from asst_magic.server.api.errors import conflict_active_run, not_found
 from asst_magic.server.config import ServerConfig
-from asst_magic.server.engine import RunEngine
-from asst_magic.server.errors import conflict_active_run, not_found
 from asst_magic.server.objects import ACTIVE_RUN_STATUSES
+from asst_magic.server.runs.engine import RunEngine
+from asst_magic.server.runs.streams import EventStream
 from asst_magic.server.store import Store
-from asst_magic.server.streams import EventStream
 
 __all__ = ["SSE_HEADERS", "ServerState", "state_of"]
 

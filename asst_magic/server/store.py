@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from asst_magic.server.errors import StartupError, bad_request
+from asst_magic.server.api.errors import StartupError, bad_request
 from asst_magic.server.ids import new_id
 from asst_magic.server.objects import file_object
 

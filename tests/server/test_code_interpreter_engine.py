@@ -20,8 +20,8 @@ from server_support import client_for, sse_events
 from test_conformance import assert_conforms, recorded
 
 from asst_magic.server import ServerHandle
-from asst_magic.server.kernels import KernelSandbox
-from asst_magic.server.sandbox import ExecutionOutcome, SandboxFile, SandboxOutput
+from asst_magic.server.code_interpreter.kernels import KernelSandbox
+from asst_magic.server.code_interpreter.sandbox import ExecutionOutcome, SandboxFile, SandboxOutput
 
 Start = Callable[..., ServerHandle]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

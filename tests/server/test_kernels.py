@@ -14,10 +14,10 @@ from pathlib import Path
 import psutil
 import pytest
 
+from asst_magic.server.code_interpreter.kernels import KernelSandbox, create_sandbox
+from asst_magic.server.code_interpreter.outputs import strip_ansi
+from asst_magic.server.code_interpreter.sandbox import ImageOutput, LogsOutput, SandboxFile
 from asst_magic.server.config import ServerConfig
-from asst_magic.server.kernel_outputs import strip_ansi
-from asst_magic.server.kernels import KernelSandbox, create_sandbox
-from asst_magic.server.sandbox import ImageOutput, LogsOutput, SandboxFile
 
 pytestmark = pytest.mark.anyio
 
@@ -242,7 +242,7 @@ ORPHAN_SCRIPT = """
 import asyncio, sys
 from pathlib import Path
 from asst_magic.server.config import ServerConfig
-from asst_magic.server.kernels import KernelSandbox, create_sandbox
+from asst_magic.server.code_interpreter.kernels import KernelSandbox, create_sandbox
 
 async def main():
     box = KernelSandbox(Path(sys.argv[1]), pool_size=0, preload=())

@@ -18,7 +18,7 @@ import pytest
 from server_support import client_for, write_cassette
 
 from asst_magic.server import ServerConfig, spawn, start_in_thread
-from asst_magic.server.errors import StartupError
+from asst_magic.server.api.errors import StartupError
 
 HELLO = {"user": "Hello", "turns": [{"text": ["Hi", "!"]}]}
 CODE: Any = {"type": "code_interpreter"}

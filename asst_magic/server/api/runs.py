@@ -8,13 +8,9 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from asst_magic.server.errors import bad_request, not_found
-from asst_magic.server.ids import new_id
-from asst_magic.server.objects import ACTIVE_RUN_STATUSES, list_object, run_object
-from asst_magic.server.routes_threads import new_thread, parse_messages
-from asst_magic.server.state import SSE_HEADERS, ServerState, state_of
-from asst_magic.server.streams import EventStream
-from asst_magic.server.validate import (
+from asst_magic.server.api.errors import bad_request, not_found
+from asst_magic.server.api.requests import new_thread, parse_messages
+from asst_magic.server.api.validate import (
     describe,
     json_body,
     optional_str,
@@ -25,6 +21,10 @@ from asst_magic.server.validate import (
     parse_tools,
     require_str,
 )
+from asst_magic.server.ids import new_id
+from asst_magic.server.objects import ACTIVE_RUN_STATUSES, list_object, run_object
+from asst_magic.server.runs.streams import EventStream
+from asst_magic.server.state import SSE_HEADERS, ServerState, state_of
 
 __all__ = ["routes"]
 

@@ -9,11 +9,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from asst_magic.server.errors import bad_request
-from asst_magic.server.ids import new_id
-from asst_magic.server.objects import assistant_object, deleted_object, list_object
-from asst_magic.server.state import state_of
-from asst_magic.server.validate import (
+from asst_magic.server.api.errors import bad_request
+from asst_magic.server.api.validate import (
     json_body,
     optional_str,
     page_params,
@@ -23,6 +20,9 @@ from asst_magic.server.validate import (
     parse_tools,
     require_str,
 )
+from asst_magic.server.ids import new_id
+from asst_magic.server.objects import assistant_object, deleted_object, list_object
+from asst_magic.server.state import state_of
 
 __all__ = ["routes"]
 

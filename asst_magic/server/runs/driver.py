@@ -11,6 +11,7 @@ import logging
 from typing import Any
 
 from asst_magic.server import objects
+from asst_magic.server.code_interpreter.sandbox import Sandbox
 from asst_magic.server.models import ModelRegistry
 from asst_magic.server.models.base import (
     ModelError,
@@ -20,10 +21,9 @@ from asst_magic.server.models.base import (
     TurnEnd,
     Usage,
 )
-from asst_magic.server.sandbox import Sandbox
-from asst_magic.server.steps import MessageWriter, RunContext, ToolCall, ToolStepWriter
-from asst_magic.server.streams import EventStream, closing
-from asst_magic.server.tooling import CodeRunner, ToolFailure, build_request
+from asst_magic.server.runs.steps import MessageWriter, RunContext, ToolCall, ToolStepWriter
+from asst_magic.server.runs.streams import EventStream, closing
+from asst_magic.server.runs.tooling import CodeRunner, ToolFailure, build_request
 from asst_magic.sse import encode_error
 
 __all__ = ["RunDriver"]

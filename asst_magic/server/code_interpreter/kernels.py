@@ -25,16 +25,21 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
-from asst_magic.server.kernel_boot import MOUNT
-from asst_magic.server.kernel_execution import OUTCOMES, Execution, ending, lost_note
-from asst_magic.server.kernel_outputs import OutputCollector
-from asst_magic.server.kernel_process import (
+from asst_magic.server.code_interpreter.boot import MOUNT
+from asst_magic.server.code_interpreter.execution import OUTCOMES, Execution, ending, lost_note
+from asst_magic.server.code_interpreter.outputs import OutputCollector
+from asst_magic.server.code_interpreter.process import (
     KernelProcess,
     KernelSetupError,
     KernelStartError,
     kernel_env,
 )
-from asst_magic.server.sandbox import ExecutionOutcome, LogsOutput, SandboxFile, SandboxOutput
+from asst_magic.server.code_interpreter.sandbox import (
+    ExecutionOutcome,
+    LogsOutput,
+    SandboxFile,
+    SandboxOutput,
+)
 
 if TYPE_CHECKING:
     from asst_magic.server.config import ServerConfig

@@ -2,7 +2,7 @@
 
 The engine hands a thread's code to a ``Sandbox`` and streams what comes back
 into the ``code_interpreter`` tool call's ``outputs``. The real implementation
-runs each thread's code in its own Jupyter kernel (``asst_magic.server.kernels``).
+runs each thread's code in its own Jupyter kernel (``asst_magic.server.code_interpreter.kernels``).
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from asst_magic.server.errors import APIError, internal_error, payload_too_large, unauthorized
+from asst_magic.server.api.errors import APIError, internal_error, payload_too_large, unauthorized
 
 __all__ = ["Guard"]
 

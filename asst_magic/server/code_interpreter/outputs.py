@@ -7,7 +7,7 @@ import binascii
 import re
 from typing import Any
 
-from asst_magic.server.sandbox import ImageOutput, LogsOutput, SandboxOutput
+from asst_magic.server.code_interpreter.sandbox import ImageOutput, LogsOutput, SandboxOutput
 
 __all__ = ["OutputCollector", "strip_ansi"]
 

@@ -11,15 +11,15 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from asst_magic.server.api.errors import not_accepting_outputs
+from asst_magic.server.code_interpreter.sandbox import Sandbox
 from asst_magic.server.config import ServerConfig
-from asst_magic.server.driver import RunDriver
-from asst_magic.server.errors import not_accepting_outputs
 from asst_magic.server.models import ModelRegistry
 from asst_magic.server.objects import ACTIVE_RUN_STATUSES
-from asst_magic.server.sandbox import Sandbox
-from asst_magic.server.steps import RunContext
+from asst_magic.server.runs.driver import RunDriver
+from asst_magic.server.runs.steps import RunContext
+from asst_magic.server.runs.streams import EventStream
 from asst_magic.server.store import Store
-from asst_magic.server.streams import EventStream
 
 __all__ = ["RunEngine", "recover_interrupted_runs"]
 

@@ -18,7 +18,7 @@ from typing import IO, Any
 from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
 from jupyter_client.manager import AsyncKernelManager
 
-from asst_magic.server import kernel_boot
+from asst_magic.server.code_interpreter import boot as kernel_boot
 
 __all__ = ["KernelProcess", "KernelSetupError", "KernelStartError", "kernel_env"]
 

@@ -6,6 +6,7 @@ import re
 from typing import Any
 from urllib.parse import unquote
 
+from asst_magic.server.code_interpreter.sandbox import ImageOutput, LogsOutput, Sandbox, SandboxFile
 from asst_magic.server.models.base import (
     AssistantText,
     ConversationItem,
@@ -13,9 +14,8 @@ from asst_magic.server.models.base import (
     TurnRequest,
     UserText,
 )
-from asst_magic.server.sandbox import ImageOutput, LogsOutput, Sandbox, SandboxFile
-from asst_magic.server.steps import RunContext, ToolCall, ToolStepWriter
-from asst_magic.server.streams import closing
+from asst_magic.server.runs.steps import RunContext, ToolCall, ToolStepWriter
+from asst_magic.server.runs.streams import closing
 
 __all__ = ["CodeRunner", "ToolFailure", "build_request", "message_text", "run_options"]
 

@@ -20,14 +20,14 @@ import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar, overload
 
-from asst_magic.loops import run_coroutine
-from asst_magic.outputs import (
+from asst_magic.functions.loops import run_coroutine
+from asst_magic.functions.outputs import (
     DEFAULT_MAX_OUTPUT_CHARS,
     exception_text,
     format_error,
     format_output,
 )
-from asst_magic.schema import (
+from asst_magic.functions.schema import (
     Parameter,
     SchemaError,
     convert,

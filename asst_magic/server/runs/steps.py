@@ -14,8 +14,8 @@ from typing import Any
 
 from asst_magic.server import objects
 from asst_magic.server.ids import new_id
+from asst_magic.server.runs.streams import SLOT, DeltaTemplate, EventStream
 from asst_magic.server.store import Store
-from asst_magic.server.streams import SLOT, DeltaTemplate, EventStream
 from asst_magic.sse import encode_event
 
 __all__ = ["MessageWriter", "RunContext", "ToolCall", "ToolStepWriter"]

@@ -7,7 +7,7 @@ from typing import Any
 
 from starlette.requests import Request
 
-from asst_magic.server.errors import APIError, bad_request
+from asst_magic.server.api.errors import APIError, bad_request
 from asst_magic.server.objects import function_tool, text_block
 
 __all__ = [

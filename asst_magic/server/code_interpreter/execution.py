@@ -6,9 +6,9 @@ import asyncio
 from collections.abc import AsyncGenerator
 from typing import Any
 
-from asst_magic.server.kernel_outputs import OutputCollector
-from asst_magic.server.kernel_process import KernelProcess
-from asst_magic.server.sandbox import ExecutionOutcome
+from asst_magic.server.code_interpreter.outputs import OutputCollector
+from asst_magic.server.code_interpreter.process import KernelProcess
+from asst_magic.server.code_interpreter.sandbox import ExecutionOutcome
 
 __all__ = ["INTERRUPT_GRACE", "KEPT", "OUTCOMES", "Execution", "ending", "is_idle", "lost_note"]
 

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from asst_magic.convert import (
+from asst_magic.functions.convert import (
     _ARRAY_ORIGINS,
     _MAPPING_ORIGINS,
     _SET_ORIGINS,
@@ -31,7 +31,7 @@ from asst_magic.convert import (
     _plain,
     convert,
 )
-from asst_magic.docstrings import Docstring, parse_docstring
+from asst_magic.functions.docstrings import Docstring, parse_docstring
 
 __all__ = [
     "Docstring",

@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 __all__ = ["convert"]
 
-# The hint classification below is shared with asst_magic.schema, so a hint is read the
+# The hint classification below is shared with asst_magic.functions.schema, so a hint is read the
 # same way when its schema is built and when the model's value for it is converted.
 _SET_ORIGINS = (set, frozenset, abc.Set, abc.MutableSet)
 _ARRAY_ORIGINS = (list, tuple, abc.Sequence, abc.MutableSequence, abc.Iterable, abc.Collection)

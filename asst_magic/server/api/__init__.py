@@ -1,0 +1,1 @@
+"""The HTTP API: routes per resource, request validation, errors in OpenAI's shape."""
