@@ -24,8 +24,11 @@ DONE = "[DONE]"
 
 
 def encode_event(event: str, data: Any) -> bytes:
-    """One event as bytes: an ``event:`` line, a one-line JSON ``data:`` line, a blank line."""
-    payload = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+    """One event as bytes: an ``event:`` line, a one-line JSON ``data:`` line, a blank line.
+
+    NaN and Infinity raise ``ValueError`` (JavaScript's ``JSON.parse`` refuses them).
+    """
+    payload = json.dumps(data, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
     return f"event: {event}\ndata: {payload}\n\n".encode()
 
 

@@ -14,7 +14,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Mount
 
 from asst_magic.server.api import assistants, runs, threads
@@ -27,6 +27,7 @@ from asst_magic.server.models import ModelRegistry, default_registry
 from asst_magic.server.runs.engine import RunEngine, recover_interrupted_runs
 from asst_magic.server.state import ServerState
 from asst_magic.server.store import Store
+from asst_magic.server.wire import SafeJSONResponse
 
 __all__ = ["create_app"]
 
@@ -91,7 +92,7 @@ async def _warm(sandbox: Sandbox) -> None:
 
 async def _api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, APIError)
-    return JSONResponse(exc.body(), status_code=exc.status)
+    return SafeJSONResponse(exc.body(), status_code=exc.status)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -100,4 +101,4 @@ async def _http_error(request: Request, exc: Exception) -> Response:
         message = f"Invalid URL ({request.method} {request.url.path})"
     else:
         message = str(exc.detail)
-    return JSONResponse(error_body(message), status_code=exc.status_code)
+    return SafeJSONResponse(error_body(message), status_code=exc.status_code)

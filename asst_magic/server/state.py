@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import Response, StreamingResponse
 
 from asst_magic.server.api.errors import conflict_active_run, not_found
 from asst_magic.server.config import ServerConfig
@@ -15,6 +15,7 @@ from asst_magic.server.objects import ACTIVE_RUN_STATUSES
 from asst_magic.server.runs.engine import RunEngine
 from asst_magic.server.runs.streams import EventStream
 from asst_magic.server.store import Store
+from asst_magic.server.wire import SafeJSONResponse
 
 __all__ = ["SSE_HEADERS", "ServerState", "state_of"]
 
@@ -62,10 +63,10 @@ class ServerState:
         self.engine.start(run, events, thread)
         return StreamingResponse(events, headers=SSE_HEADERS)
 
-    def json(self, obj: Obj, *, poll: bool = False) -> JSONResponse:
+    def json(self, obj: Obj, *, poll: bool = False) -> SafeJSONResponse:
         """A JSON response; ``poll`` adds ``openai-poll-after-ms`` for the SDK's poll helpers."""
         headers = {"openai-poll-after-ms": str(self.config.poll_after_ms)} if poll else None
-        return JSONResponse(obj, headers=headers)
+        return SafeJSONResponse(obj, headers=headers)
 
 
 def state_of(request: Request) -> ServerState:

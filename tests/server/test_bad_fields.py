@@ -61,6 +61,10 @@ ASSISTANT_CASES = [
         "expected an array of strings",
     ),
     ({"response_format": 7}, "response_format", "'json_schema'"),
+    ({"reasoning_effort": "max!"}, "reasoning_effort", "Supported values are: 'none'"),
+    ({"name": "n" * 257}, "name", "maximum length 256"),
+    ({"description": 5}, "description", "expected a string"),
+    ({"metadata": {"k": "v" * 513}}, "metadata", "values at most 512"),
     ({"response_format": {"type": "yaml"}}, "response_format", "'json_object'"),
     (
         {"tools": [{"type": "function", "function": {"name": "f", "parameters": "notadict"}}]},
@@ -91,6 +95,20 @@ RUN_CASES = [
     ({"stream": "false"}, "stream", "expected a boolean, but got a string"),
     ({"parallel_tool_calls": "false"}, "parallel_tool_calls", "expected a boolean"),
     ({"response_format": []}, "response_format", 'expected "auto"'),
+    ({"truncation_strategy": "auto"}, "truncation_strategy", "expected an object"),
+    ({"truncation_strategy": {"type": "middle"}}, "truncation_strategy.type", "'last_messages'"),
+    (
+        {"truncation_strategy": {"type": "last_messages", "last_messages": -1}},
+        "truncation_strategy.last_messages",
+        "positive integer",
+    ),
+    ({"tool_choice": "sometimes"}, "tool_choice", "'required'"),
+    ({"tool_choice": 3}, "tool_choice", "expected a string or an object"),
+    ({"tool_choice": {"type": "browser"}}, "tool_choice.type", "'code_interpreter'"),
+    ({"tool_choice": {"type": "function"}}, "tool_choice.function.name", "Missing required"),
+    ({"reasoning_effort": "extreme"}, "reasoning_effort", "'medium'"),
+    ({"reasoning_effort": 1}, "reasoning_effort", "Supported values"),
+    ({"instructions": "x" * 256_001}, "instructions", "maximum length 256000"),
 ]
 
 
@@ -120,9 +138,16 @@ def test_valid_settings_are_kept_on_assistant_and_run(start_server: Start) -> No
         assistant_id=assistant.id,
         max_completion_tokens=100,
         parallel_tool_calls=False,
+        truncation_strategy={"type": "auto"},
+        tool_choice={"type": "code_interpreter"},
+        reasoning_effort="low",
     )
     assert run.status == "completed"
     assert (run.temperature, run.max_completion_tokens) == (0.5, 100)
+    assert run.truncation_strategy is not None
+    assert run.truncation_strategy.type == "auto"
+    assert run.tool_choice is not None and run.tool_choice.type == "code_interpreter"
+    assert run.reasoning_effort == "low"
     assert run.parallel_tool_calls is False
 
 

@@ -10,15 +10,17 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from asst_magic.server.api.errors import bad_request
+from asst_magic.server.api.payload import check_text
 from asst_magic.server.api.validate import (
     json_body,
-    optional_str,
     page_params,
     parse_metadata,
+    parse_reasoning_effort,
     parse_settings,
     parse_tool_resources,
     parse_tools,
     require_str,
+    string_limits,
 )
 from asst_magic.server.ids import new_id
 from asst_magic.server.objects import assistant_object, deleted_object, list_object
@@ -32,9 +34,10 @@ _ASSISTANT_FIELDS = ("name", "description", "instructions", "reasoning_effort")
 
 
 def _assistant_fields(body: Obj) -> Obj:
-    for name in ("name", "description", "instructions"):
-        optional_str(body, name)
+    string_limits(body)
     fields = {k: body[k] for k in _ASSISTANT_FIELDS if k in body}
+    if "reasoning_effort" in body:
+        fields["reasoning_effort"] = parse_reasoning_effort(body)
     fields.update(parse_settings(body))
     if "tool_resources" in body:
         fields["tool_resources"] = parse_tool_resources(body) or {}
@@ -100,6 +103,8 @@ async def upload_file(request: Request) -> Response:
             )
         data = await upload.read()
         name = upload.filename or "upload"
+    check_text(purpose, "purpose")
+    check_text(name, "file")
     file = state.store.add_file(data, name, purpose, state.now())
     return state.json(file)
 

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import hmac
-import json
 import logging
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from asst_magic.server.api.errors import APIError, internal_error, payload_too_large, unauthorized
+from asst_magic.server.wire import dumps
 
 __all__ = ["Guard"]
 
@@ -89,7 +89,7 @@ async def _drain(receive: Receive) -> None:
 
 
 async def _send_error(send: Send, error: APIError) -> None:
-    body = json.dumps(error.body()).encode()
+    body = dumps(error.body())
     headers: list[Any] = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(body)).encode()),

@@ -17,9 +17,12 @@ from asst_magic.server.api.validate import (
     page_params,
     parse_bool,
     parse_metadata,
+    parse_reasoning_effort,
+    parse_run_options,
     parse_settings,
     parse_tools,
     require_str,
+    string_limits,
 )
 from asst_magic.server.ids import new_id
 from asst_magic.server.objects import ACTIVE_RUN_STATUSES, list_object, run_object
@@ -33,12 +36,16 @@ Obj = dict[str, Any]
 
 def _new_run(state: ServerState, thread_id: str, body: Obj) -> Obj:
     assistant = state.require("assistant", require_str(body, "assistant_id"))
-    for name in ("model", "instructions", "additional_instructions"):
+    for name in ("model", "additional_instructions"):
         optional_str(body, name)
+    string_limits(body)
     fields = dict(body)
     fields["tools"] = parse_tools(body)
     fields["metadata"] = parse_metadata(body)
     fields.update(parse_settings(body))
+    fields.update(parse_run_options(body))
+    if "reasoning_effort" in body:
+        fields["reasoning_effort"] = parse_reasoning_effort(body)
     now = state.now()
     expires = now + state.config.run_expiry_seconds
     return run_object(new_id("run_"), thread_id, now, assistant, fields, expires)

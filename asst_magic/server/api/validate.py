@@ -8,6 +8,7 @@ from typing import Any
 from starlette.requests import Request
 
 from asst_magic.server.api.errors import APIError, bad_request
+from asst_magic.server.api.payload import load_json
 from asst_magic.server.objects import function_tool, text_block
 
 __all__ = [
@@ -19,32 +20,25 @@ __all__ = [
     "parse_bool",
     "parse_content",
     "parse_metadata",
+    "parse_reasoning_effort",
+    "parse_run_options",
     "parse_settings",
     "parse_tool_resources",
     "parse_tools",
     "require_str",
+    "string_limits",
 ]
 
 Obj = dict[str, Any]
 
 TOOL_TYPES = ("code_interpreter", "function", "file_search")
 
-_JSON_HINT = (
-    "We could not parse the JSON body of your request. (HINT: This likely means you aren't "
-    "using your HTTP library correctly. The API expects a JSON payload, but what was sent "
-    "was not valid JSON.)"
-)
-
-
 async def json_body(request: Request) -> Obj:
-    """The request's JSON object (an empty body is ``{}``)."""
+    """The request's JSON object (an empty body is ``{}``); see ``payload`` for what is refused."""
     raw = await request.body()
     if not raw.strip():
         return {}
-    try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise bad_request(_JSON_HINT) from exc
+    body = load_json(raw)
     if not isinstance(body, dict):
         raise bad_request("The request body must be a JSON object.", code="invalid_type")
     return body
@@ -85,6 +79,14 @@ def parse_metadata(body: Obj, param: str = "metadata") -> Obj | None:
         )
     if len(value) > 16:
         raise bad_request(f"Invalid '{param}': at most 16 keys.", param, code="invalid_value")
+    for key, text in value.items():
+        if len(key) > 64 or len(text) > 512:
+            raise bad_request(
+                f"Invalid '{param}.{key[:64]}': keys are at most 64 characters and values at "
+                "most 512.",
+                param,
+                code="invalid_value",
+            )
     return value
 
 
@@ -139,14 +141,28 @@ def _part(part: Any, param: str) -> Obj:
     kind = part.get("type") if isinstance(part, dict) else None
     if kind == "text" and isinstance(part.get("text"), str):
         return text_block(part["text"])
-    if kind in ("image_file", "image_url") and isinstance(part.get(kind), dict):
-        return {"type": kind, kind: dict(part[kind])}
+    inner = part.get(kind) if kind in ("image_file", "image_url") else None
+    if kind == "image_url" and isinstance(inner, dict) and isinstance(inner.get("url"), str):
+        return {"type": kind, kind: _image_fields(inner, "url")}
+    if kind == "image_file" and isinstance(inner, dict):
+        return {"type": kind, kind: _image_fields(inner, "file_id")}
     raise bad_request(
         f"Invalid content part at '{param}': expected type 'text', 'image_file' or "
         "'image_url' with its matching field.",
         param,
         code="invalid_value",
     )
+
+
+def _image_fields(inner: Obj, key: str) -> Obj:
+    """An image part's fields: its ``url``/``file_id`` and a ``detail`` level."""
+    out = {key: inner.get(key)}
+    detail = inner.get("detail")
+    if detail is not None:
+        if detail not in ("auto", "low", "high"):
+            raise _one_of("detail", ("auto", "low", "high"), detail)
+        out["detail"] = detail
+    return out
 
 
 def page_params(request: Request) -> Obj:
@@ -277,4 +293,84 @@ def _wrong_type(param: str, expected: str, value: Any) -> APIError:
         f"Invalid type for '{param}': expected {expected}, but got {describe(value)} instead.",
         param,
         code="invalid_type",
+    )
+
+
+REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh", "max")
+_TOOL_CHOICES = ("none", "auto", "required")
+_LIMITS = {"name": 256, "description": 512, "instructions": 256_000}
+
+
+def string_limits(body: Obj) -> None:
+    """OpenAI's length limits on ``name``, ``description`` and ``instructions``."""
+    for name, limit in _LIMITS.items():
+        value = optional_str(body, name)
+        if value is not None and len(value) > limit:
+            raise bad_request(
+                f"Invalid '{name}': string too long. Expected a string with maximum length "
+                f"{limit}, but got a string with length {len(value)} instead.",
+                name,
+                code="string_above_max_length",
+            )
+
+
+def parse_reasoning_effort(body: Obj) -> str | None:
+    """``reasoning_effort``: one of OpenAI's levels, or null."""
+    value = body.get("reasoning_effort")
+    if value is not None and value not in REASONING_EFFORTS:
+        raise _one_of("reasoning_effort", REASONING_EFFORTS, value)
+    return value
+
+
+def parse_run_options(body: Obj) -> Obj:
+    """A run's ``truncation_strategy`` and ``tool_choice``, when present."""
+    out: Obj = {}
+    if body.get("truncation_strategy") is not None:
+        out["truncation_strategy"] = _truncation(body["truncation_strategy"])
+    if body.get("tool_choice") is not None:
+        out["tool_choice"] = _tool_choice(body["tool_choice"])
+    return out
+
+
+def _truncation(value: Any) -> Obj:
+    param = "truncation_strategy"
+    if not isinstance(value, dict):
+        raise _wrong_type(param, "an object", value)
+    kind = value.get("type")
+    if kind not in ("auto", "last_messages"):
+        raise _one_of(f"{param}.type", ("auto", "last_messages"), kind)
+    last = value.get("last_messages")
+    if last is not None:
+        last = _count(last, f"{param}.last_messages")
+    return {"type": kind, "last_messages": last}
+
+
+def _tool_choice(value: Any) -> Any:
+    if isinstance(value, str):
+        if value not in _TOOL_CHOICES:
+            raise _one_of("tool_choice", _TOOL_CHOICES, value)
+        return value
+    if not isinstance(value, dict):
+        raise _wrong_type("tool_choice", "a string or an object", value)
+    kind = value.get("type")
+    if kind not in TOOL_TYPES:
+        raise _one_of("tool_choice.type", TOOL_TYPES, kind)
+    if kind != "function":
+        return {"type": kind}
+    function = value.get("function")
+    if not isinstance(function, dict) or not isinstance(function.get("name"), str):
+        raise bad_request(
+            "Missing required parameter: 'tool_choice.function.name'.",
+            "tool_choice.function.name",
+            code="missing_required_parameter",
+        )
+    return {"type": "function", "function": {"name": function["name"]}}
+
+
+def _one_of(param: str, allowed: tuple[str, ...], value: Any) -> APIError:
+    names = ", ".join(f"'{a}'" for a in allowed)
+    return bad_request(
+        f"Invalid value for '{param}': {json.dumps(value)[:80]}. Supported values are: {names}.",
+        param,
+        code="invalid_value",
     )

@@ -16,7 +16,7 @@ from asst_magic.server import objects
 from asst_magic.server.ids import new_id
 from asst_magic.server.runs.streams import SLOT, DeltaTemplate, EventStream
 from asst_magic.server.store import Store
-from asst_magic.sse import encode_event
+from asst_magic.server.wire import encode_event_safely
 
 __all__ = ["MessageWriter", "RunContext", "ToolCall", "ToolStepWriter"]
 
@@ -39,7 +39,7 @@ class RunContext:
     def emit(self, event: str, data: Obj) -> None:
         """Send one event to the listening response, if any."""
         if self.stream is not None:
-            self.stream.push(encode_event(event, data))
+            self.stream.push(encode_event_safely(event, data))
 
     def push(self, chunk: bytes) -> None:
         """Send one pre-encoded event."""

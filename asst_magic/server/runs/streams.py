@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
+from asst_magic.server.wire import dumps
 from asst_magic.sse import encode_done, encode_event
 
 __all__ = ["SLOT", "DeltaTemplate", "EventStream", "closing"]
@@ -88,7 +89,7 @@ class DeltaTemplate:
 
     def render(self, value: str) -> bytes:
         """The event with ``value`` in place of the marked string."""
-        return self._head + json.dumps(value, ensure_ascii=False).encode() + self._tail
+        return self._head + dumps(value) + self._tail
 
 
 def _replace_mark(data: Any, mark: str) -> Any:
