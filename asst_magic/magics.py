@@ -71,7 +71,7 @@ class AssistantMagics(Magics):
         help="Replay cassette file(s) for the local server, os.pathsep-separated "
         "(default: $ASST_MAGIC_CASSETTE).",
     ).tag(config=True)
-    repaint_hz = Float(20.0, help="Most repaints per second of the live output.").tag(config=True)
+    repaint_hz = Float(25.0, help="Most repaints per second of the live output.").tag(config=True)
     display = Enum(
         ("auto", "widget", "text"),
         default_value="auto",
@@ -247,8 +247,6 @@ class AssistantMagics(Magics):
         backend = cached[1]
         # Client-side settings apply at once, without restarting a server (and its kernels).
         backend.files_dir = Path(self.files_dir)
-        # A silent stream still repaints at the throttle's pace (elapsed time, held-back text).
-        backend.tick = 1.0 / self.repaint_hz if self.repaint_hz > 0 else _MIN_TICK
         if isinstance(backend, LocalBackend):
             backend.model = self._model()
         return backend
@@ -293,6 +291,8 @@ class AssistantMagics(Magics):
     def _play(self, backend: Backend, events: Generator[RunEvent, None, None]) -> Snapshot:
         """Consume the run on the cell's own thread, so an interrupt lands right here."""
         snap, view = Snapshot(), self._view()
+        # A silent stream wakes the view when held-back text is due (the trailing timer).
+        backend.tick = view.wait
         try:
             for name, data in events:
                 apply(snap, name, data)
@@ -349,9 +349,6 @@ _EMPTY = """%%assistant needs a message in the cell body, for example:
     What is 2**100?
 
 """
-
-
-_MIN_TICK = 0.05  # seconds; the tick when repaints are not throttled at all
 
 
 def _cancel(backend: Backend, snap: Snapshot) -> None:

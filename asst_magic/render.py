@@ -15,14 +15,46 @@ import functools
 import html
 import json
 from collections.abc import Callable, Hashable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from asst_magic.accumulate import Snapshot, call_result, code_calls, image_ids
 
-__all__ = ["Block", "Renderer", "render", "render_text", "status_text"]
+__all__ = [
+    "SLOT",
+    "Block",
+    "LivePart",
+    "Renderer",
+    "code_html",
+    "logs_html",
+    "render",
+    "render_text",
+    "status_parts",
+    "status_text",
+]
 
 Output = dict[str, Any]
 Block = tuple[Hashable, list[Output]]
+
+#: Where a live part's streamed content goes inside its HTML shell.
+SLOT = "<!--asst-slot-->"
+
+
+@dataclass(frozen=True, slots=True)
+class LivePart:
+    """One output of the transcript as the live view streams it.
+
+    ``mode`` says what ``text`` is: ``markdown`` source, ``code`` (highlighted as it
+    grows) or ``text`` (logs), each shown inside ``shell`` at ``SLOT``; or ``html``,
+    where ``shell`` is the whole output and ``text`` is empty. Each part stands for
+    exactly one output of the final render, so the live view looks like the result.
+    """
+
+    key: str
+    mode: str
+    shell: str
+    text: str = ""
+
 
 # Token colours follow JupyterLab's editor variables, so the code reads like a code
 # cell in both light and dark themes; the fallbacks are mid-tones that read on
@@ -76,6 +108,49 @@ class Renderer:
                 self._cache[key] = cached
             blocks.append((key, cached[1]))
         return blocks
+
+    def live(self, snap: Snapshot) -> list[LivePart]:
+        """The transcript as live parts: growing text and code raw, the rest as cached HTML."""
+        parts: list[LivePart] = []
+        for key, fingerprint, (kind, value) in _parts(snap):
+            name = "/".join(map(str, key)) if isinstance(key, tuple) else str(key)
+            if kind == "content" and value.get("type") == "text":
+                parts.append(LivePart(name, "markdown", "", _content_markdown(value, snap)))
+            elif kind == "call" and value.get("type") == "code_interpreter":
+                parts += self._live_code(name, value.get("code_interpreter") or {}, snap)
+            else:
+                parts += self._live_static(name, key, fingerprint, (kind, value), snap)
+        return parts
+
+    def _live_code(self, name: str, ci: dict[str, Any], snap: Snapshot) -> list[LivePart]:
+        parts = [LivePart(name, "code", code_html(SLOT), ci.get("input") or "")]
+        for i, item in enumerate(ci.get("outputs") or ()):
+            if item.get("type") == "logs":
+                logs = item.get("logs") or ""
+                parts.append(LivePart(f"{name}/{i}", "text", logs_html(SLOT), logs))
+            elif item.get("type") == "image":
+                image = _render_image((item.get("image") or {}).get("file_id", ""), snap)
+                parts.append(LivePart(f"{name}/{i}", "html", _bundle_html(image["data"])))
+        return parts
+
+    def _live_static(
+        self,
+        name: str,
+        key: Hashable,
+        fingerprint: Hashable,
+        part: tuple[str, Any],
+        snap: Snapshot,
+    ) -> list[LivePart]:
+        live_key = ("live", key)
+        cached = self._cache.get(live_key)
+        if cached is None or cached[0] != fingerprint:
+            cached = (fingerprint, _render_part(part, snap))
+            self._cache[live_key] = cached
+        outputs = cached[1]
+        return [
+            LivePart(f"{name}/{i}" if i else name, "html", _bundle_html(o["data"]))
+            for i, o in enumerate(outputs)
+        ]
 
     def render(self, snap: Snapshot, elapsed: float | None = None) -> list[Output]:
         """All outputs of the transcript followed by the status line."""
@@ -175,12 +250,12 @@ def _render_call(call: dict[str, Any], snap: Snapshot) -> list[Output]:
 
 @functools.cache
 def _highlighter() -> Callable[[str], str]:
-    """Pygments' Python lexer and HTML formatter, built once (imported on first code block)."""
+    """Pygments' Python lexer and a span-only HTML formatter, built once (on first use)."""
     from pygments import highlight
     from pygments.formatters import HtmlFormatter
     from pygments.lexers import PythonLexer
 
-    lexer, formatter = PythonLexer(), HtmlFormatter(cssclass="highlight asst-code")
+    lexer, formatter = PythonLexer(), HtmlFormatter(nowrap=True)
     return lambda code: highlight(code, lexer, formatter)
 
 
@@ -191,10 +266,19 @@ def _highlight(code: str) -> str:
     return _highlighter()(code)
 
 
+def code_html(body: str) -> str:
+    """A code block's HTML around ``body`` (Pygments spans; ``SLOT`` in the live view)."""
+    return f'{CODE_CSS}<div class="highlight asst-code"><pre><span></span>{body}</pre></div>\n'
+
+
+def logs_html(body: str) -> str:
+    """Code logs' HTML around ``body`` (escaped text; ``SLOT`` in the live view)."""
+    return f'<pre class="asst-logs" style="{_PRE}">{body}</pre>'
+
+
 def _render_code(ci: dict[str, Any], snap: Snapshot) -> list[Output]:
     code = ci.get("input") or ""
-    body = _highlight(code)
-    outputs = [_display({"text/html": CODE_CSS + body, "text/plain": code})]
+    outputs = [_display({"text/html": code_html(_highlight(code)), "text/plain": code})]
     for item in ci.get("outputs") or ():
         if item.get("type") == "logs":
             outputs.append(_render_logs(item.get("logs") or ""))
@@ -204,8 +288,7 @@ def _render_code(ci: dict[str, Any], snap: Snapshot) -> list[Output]:
 
 
 def _render_logs(logs: str) -> Output:
-    pre = f'<pre class="asst-logs" style="{_PRE}">{html.escape(logs)}</pre>'
-    return _display({"text/html": pre, "text/plain": logs})
+    return _display({"text/html": logs_html(html.escape(logs)), "text/plain": logs})
 
 
 def _render_image(file_id: str, snap: Snapshot) -> Output:
@@ -256,9 +339,7 @@ def _pretty_json(text: str) -> str:
 def _render_content(part: dict[str, Any], snap: Snapshot) -> list[Output]:
     kind = part.get("type")
     if kind == "text":
-        text = _linked_text(part.get("text") or {}, snap)
-        if part.get("role") == "user":
-            text = f"**You:** {text}"
+        text = _content_markdown(part, snap)
         return [_display({"text/markdown": text, "text/plain": text})]
     if kind == "image_file":
         return [_render_image((part.get("image_file") or {}).get("file_id", ""), snap)]
@@ -266,6 +347,21 @@ def _render_content(part: dict[str, Any], snap: Snapshot) -> list[Output]:
         url = (part.get("image_url") or {}).get("url", "")
         return [_display({"text/markdown": f"![image]({url})", "text/plain": url})]
     return [_display({"text/plain": f"[{kind} content]"})]
+
+
+def _content_markdown(part: dict[str, Any], snap: Snapshot) -> str:
+    text = _linked_text(part.get("text") or {}, snap)
+    return f"**You:** {text}" if part.get("role") == "user" else text
+
+
+def _bundle_html(data: dict[str, Any]) -> str:
+    """One output's mime bundle as HTML for the live view (HTML, an image, or plain text)."""
+    if "text/html" in data:
+        return str(data["text/html"])
+    if "image/png" in data:
+        alt = html.escape(str(data.get("text/plain", "")), quote=True)
+        return f'<img src="data:image/png;base64,{data["image/png"]}" alt="{alt}">'
+    return f'<pre style="{_PRE}">{html.escape(str(data.get("text/plain", "")))}</pre>'
 
 
 def _linked_text(text: dict[str, Any], snap: Snapshot) -> str:
@@ -287,16 +383,21 @@ def status_text(snap: Snapshot, elapsed: float | None = None) -> str:
     if snap.status == "history":
         count = len(snap.messages)
         return f"history of {snap.thread_id} · {count} message{'s' * (count != 1)}"
-    parts = [_status_word(snap)]
-    if elapsed is not None:
-        parts.append(f"{elapsed:.1f} s")
+    before, after = status_parts(snap)
+    parts = [before, *([f"{elapsed:.1f} s"] if elapsed is not None else ()), *after]
+    return " · ".join(parts)
+
+
+def status_parts(snap: Snapshot) -> tuple[str, list[str]]:
+    """The status line's words before the elapsed time, and those after it."""
+    after = []
     usage = snap.run.get("usage") or {}
     if usage.get("total_tokens"):
-        parts.append(f"{usage['total_tokens']} tokens")
+        after.append(f"{usage['total_tokens']} tokens")
     error = snap.error or snap.run.get("last_error")
     if error:
-        parts.append(f"{error.get('code') or 'error'}: {error.get('message', '')}")
-    return " · ".join(parts)
+        after.append(f"{error.get('code') or 'error'}: {error.get('message', '')}")
+    return _status_word(snap), after
 
 
 def _status_word(snap: Snapshot) -> str:

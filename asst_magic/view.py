@@ -1,34 +1,28 @@
 """Show a run while it streams: the only code that touches ipywidgets or the display.
 
-``RunView`` owns one ``Output`` widget, displayed once on the cell's thread. Each
-transcript block lives in a child ``Output`` referenced from it, so a repaint
-re-sends only the block that is still growing. When the run ends the widget is
-replaced by ordinary outputs, so a saved notebook shows the transcript without
-widget state. ``TextView`` streams plain text where there is no widget front end.
+``RunView`` owns one live widget (``asst_magic.live``), displayed once on the
+cell's thread. A repaint sends only what is new since the last one: appended
+Markdown, finished code lines (highlighted once) and the open line, changed
+status words; so the bytes sent grow with the answer, not with the number of
+repaints. When the run ends the widget is replaced by ordinary outputs, so a
+saved notebook shows the transcript without widget state. ``TextView`` streams
+plain text where there is no widget front end.
 """
 
 from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable, Hashable
+from collections.abc import Callable
 from typing import Any, Protocol, TextIO
 
-from asst_magic.accumulate import Snapshot
-from asst_magic.render import Renderer, render_text, status_text
+from asst_magic.accumulate import TERMINAL_STATUSES, Snapshot
+from asst_magic.live import LiveDiff, LiveWidget, new_live_widget
+from asst_magic.render import Renderer, render_text, status_parts, status_text
 
-__all__ = ["DisplayPublisher", "OutputLike", "RunView", "TextView", "View"]
+__all__ = ["DisplayPublisher", "RunView", "TextView", "View"]
 
 Clock = Callable[[], float]
-
-
-class OutputLike(Protocol):
-    """What the view needs from an ``ipywidgets.Output``."""
-
-    outputs: Any
-    model_id: str
-
-    def close(self) -> None: ...
 
 
 class DisplayPublisher(Protocol):
@@ -56,29 +50,78 @@ class View(Protocol):
 
     def update(self, snap: Snapshot, *, force: bool = False) -> None: ...
 
+    def wait(self) -> float:
+        """Seconds until held-back content is due (the stream's read timeout)."""
+        ...
+
     def finish(self, snap: Snapshot) -> None: ...
 
 
-class _Throttle:
-    """At most ``hz`` repaints a second, like rich's ``Live(refresh_per_second=...)``."""
+# Repaints may cost at most this many bytes of overhead beyond the content they carry...
+_ALLOWANCE = 2048
+# ...except that held-back content is shown at least this often (seconds).
+_HEARTBEAT = 1.0
+# How long a stream may be silent before the view wakes anyway (Ctrl-C, elapsed time).
+_IDLE = 0.25
+
+
+class _Pacer:
+    """When to repaint: at most ``hz`` a second, with a trailing repaint for held-back content.
+
+    Like rich's ``Live(refresh_per_second=...)``, plus two guards: a repaint that took
+    ``d`` seconds allows the next one only ``2 d`` later, so paint time never turns
+    into a repaint per event; and the bytes a repaint adds beyond its content (ops,
+    keys, the open code line sent again) stay within the content sent so far (plus
+    ``_ALLOWANCE``), so slow, tiny deltas cannot multiply what the front end receives.
+    """
 
     def __init__(self, hz: float, clock: Clock) -> None:
         self.interval = 1.0 / hz if hz > 0 else 0.0
         self.clock = clock
         self.started = clock()
+        self.next = -float("inf")
         self.last = -float("inf")
+        self.pending = False
         self.repaints = 0
+        self.content = 0
+        self.overhead = 0
 
     def due(self, force: bool = False) -> bool:
+        """Whether to repaint now; otherwise the change waits for ``wait()``'s deadline."""
         now = self.clock()
-        if not force and now - self.last < self.interval:
-            return False
-        self.last = now
+        if force or now >= self._deadline():
+            return True
+        self.pending = True
+        return False
+
+    def painted(self, start: float, content: int, sent: int) -> None:
+        """Record a repaint that began at ``start`` and sent ``sent`` bytes for ``content``."""
+        took = self.clock() - start
+        # repaint_hz = 0 asks for no throttle at all: every update repaints.
+        self.next = start + max(self.interval, 2 * took) if self.interval else start
+        self.last = start
+        self.pending = False
         self.repaints += 1
-        return True
+        self.content += content
+        self.overhead += max(0, sent - content)
+
+    def idle(self) -> None:
+        """A repaint found nothing to send."""
+        self.pending = False
+
+    def wait(self) -> float:
+        """Seconds until held-back content is due, else the idle tick (the trailing timer)."""
+        if not self.pending:
+            return _IDLE
+        return min(_IDLE, max(0.0, self._deadline() - self.clock()))
 
     def elapsed(self) -> float:
         return self.clock() - self.started
+
+    def _deadline(self) -> float:
+        if self.overhead <= self.content + _ALLOWANCE:
+            return self.next
+        return max(self.next, self.last + _HEARTBEAT)
 
 
 class RunView:
@@ -88,96 +131,71 @@ class RunView:
         self,
         display_pub: DisplayPublisher,
         *,
-        repaint_hz: float = 20.0,
+        repaint_hz: float = 25.0,
         clock: Clock = time.monotonic,
-        output_factory: Callable[[], OutputLike] | None = None,
+        widget_factory: Callable[[], LiveWidget] | None = None,
     ) -> None:
         self._pub = display_pub
-        self._throttle = _Throttle(repaint_hz, clock)
-        self._new_output = output_factory or _ipywidgets_output
+        self._pacer = _Pacer(repaint_hz, clock)
+        self._new_widget = widget_factory or new_live_widget
         self._renderer = Renderer()
-        self._root: OutputLike | None = None
-        self._slots: dict[Hashable, tuple[OutputLike, list[dict[str, Any]]]] = {}
-        self._status: OutputLike | None = None
-        self._displayed = False
+        self._diff = LiveDiff()
+        self._widget: LiveWidget | None = None
 
     @property
     def repaints(self) -> int:
-        """How many times the live widget was repainted."""
-        return self._throttle.repaints
+        """How many times the live widget was sent something."""
+        return self._pacer.repaints
 
     @property
     def painted(self) -> bool:
         """Whether the live widget has been displayed."""
-        return self._displayed
+        return self._widget is not None
 
     def update(self, snap: Snapshot, *, force: bool = False) -> None:
-        """Repaint if the throttle allows (or ``force``); cheap enough to call on every event."""
-        if self._throttle.due(force):
+        """Repaint if the pacer allows (or ``force``); cheap enough to call on every event."""
+        if self._pacer.due(force):
             self._paint(snap)
+
+    def wait(self) -> float:
+        """Seconds the stream may stay silent before ``update`` should be called again."""
+        return self._pacer.wait()
 
     def finish(self, snap: Snapshot) -> None:
         """Replace the widget with the final outputs (ids in each output's metadata)."""
-        outputs = self._renderer.render(snap, self._throttle.elapsed())
-        if self._root is not None:
+        outputs = self._renderer.render(snap, self._pacer.elapsed())
+        if self._widget is not None:
             # Frontends drop the widget when the first final output arrives; nbval (which
             # ignores clear_output) sees a widget view with nothing to compare, then these.
             self._pub.clear_output(wait=True)
         for output in outputs:
             self._pub.publish(output["data"], output["metadata"])
-        self._close()
+        if self._widget is not None:
+            self._widget.close()
+            self._widget = None
 
     def _paint(self, snap: Snapshot) -> None:
-        root = self._root or self._show()
-        added = False
-        for key, outputs in self._renderer.blocks(snap):
-            slot = self._slots.get(key)
-            if slot is None:
-                slot = (self._new_output(), [])
-                added = True
-            if slot[1] is not outputs:  # finished blocks keep their list: nothing re-sent
-                slot[0].outputs = tuple(outputs)
-                self._slots[key] = (slot[0], outputs)
-        status = self._status or self._new_output()
-        status.outputs = (
-            {
-                "output_type": "stream",
-                "name": "stdout",
-                "text": status_text(snap, self._throttle.elapsed()),
-            },
+        start = self._pacer.clock()
+        widget = self._widget or self._show()
+        ops, content = self._diff.ops(self._renderer.live(snap))
+        before, after = status_parts(snap)
+        failed = snap.status in ("failed", "expired") or snap.error is not None
+        running = snap.status not in TERMINAL_STATUSES and not snap.interrupted
+        ops += self._diff.status(
+            before, after, self._pacer.elapsed(), running=running, failed=failed
         )
-        if added or self._status is None:
-            self._status = status
-            children = [slot[0] for slot in self._slots.values()] + [status]
-            root.outputs = tuple(_widget_output(child) for child in children)
+        if ops:
+            self._pacer.painted(start, content, widget.send_batch(ops))
+        else:
+            self._pacer.idle()
 
-    def _show(self) -> OutputLike:
+    def _show(self) -> LiveWidget:
         # Displayed from the cell's own thread: a display from a worker thread would land
         # in whichever cell is running then.
-        self._root = self._new_output()
-        self._displayed = True
-        self._pub.publish(_widget_output(self._root)["data"], {})
-        return self._root
-
-    def _close(self) -> None:
-        widgets = [slot[0] for slot in self._slots.values()] + [self._status, self._root]
-        for widget in widgets:
-            if widget is not None:
-                widget.close()
-        self._slots.clear()
-        self._root = self._status = None
-
-
-def _ipywidgets_output() -> OutputLike:
-    import ipywidgets
-
-    return ipywidgets.Output()
-
-
-def _widget_output(widget: OutputLike) -> dict[str, Any]:
-    view = {"version_major": 2, "version_minor": 0, "model_id": widget.model_id}
-    data = {"application/vnd.jupyter.widget-view+json": view}
-    return {"output_type": "display_data", "data": data, "metadata": {}}
+        self._widget = self._new_widget()
+        view = {"version_major": 2, "version_minor": 1, "model_id": self._widget.model_id}
+        self._pub.publish({"application/vnd.jupyter.widget-view+json": view}, {})
+        return self._widget
 
 
 class TextView:
@@ -187,17 +205,17 @@ class TextView:
         self,
         stream: TextIO | None = None,
         *,
-        repaint_hz: float = 20.0,
+        repaint_hz: float = 25.0,
         clock: Clock = time.monotonic,
     ) -> None:
         self._stream = stream
-        self._throttle = _Throttle(repaint_hz, clock)
+        self._pacer = _Pacer(repaint_hz, clock)
         self._shown = ""
 
     @property
     def repaints(self) -> int:
         """How many times new text was written."""
-        return self._throttle.repaints
+        return self._pacer.repaints
 
     @property
     def painted(self) -> bool:
@@ -206,21 +224,30 @@ class TextView:
 
     def update(self, snap: Snapshot, *, force: bool = False) -> None:
         """Write the text that arrived since the last write, if the throttle allows or ``force``."""
-        if self._throttle.due(force):
-            self._write(render_text(snap))
+        if self._pacer.due(force):
+            start = self._pacer.clock()
+            written = self._write(render_text(snap))
+            if written:
+                self._pacer.painted(start, written, written)
+            else:
+                self._pacer.idle()
+
+    def wait(self) -> float:
+        """Seconds until held-back text is due."""
+        return self._pacer.wait()
 
     def finish(self, snap: Snapshot) -> None:
         """Write the rest, then the status line."""
         self._write(render_text(snap))
         tail = "" if self._shown.endswith("\n") or not self._shown else "\n"
-        self._out.write(f"{tail}[{status_text(snap, self._throttle.elapsed())}]\n")
+        self._out.write(f"{tail}[{status_text(snap, self._pacer.elapsed())}]\n")
         self._out.flush()
 
     @property
     def _out(self) -> TextIO:
         return self._stream or sys.stdout  # looked up late: IPython swaps sys.stdout per cell
 
-    def _write(self, text: str) -> None:
+    def _write(self, text: str) -> int:
         if text.startswith(self._shown):
             new = text[len(self._shown) :]
         else:  # an earlier block changed (a function result): show it from where it differs
@@ -231,6 +258,7 @@ class TextView:
         if new:
             self._out.write(new)
             self._out.flush()
+        return len(new)
 
 
 def _common_prefix(a: str, b: str) -> int:

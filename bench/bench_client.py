@@ -150,26 +150,24 @@ class CountingSink:
     def clear_output(self, wait: bool = False) -> None:
         self.sent += len(json.dumps({"wait": wait}))  # a clear_output message
 
-    def output(self) -> CountingOutput:
-        return CountingOutput(self)
+    def live(self) -> CountingLive:
+        return CountingLive(self)
 
 
-class CountingOutput:
-    """Stands in for ``ipywidgets.Output``: a state update sends the whole ``outputs`` value."""
+class CountingLive:
+    """Stands in for the live widget: counts each batch as its comm message."""
 
     def __init__(self, sink: CountingSink) -> None:
         self.model_id = uuid.uuid4().hex
         self._sink = sink
-        self._outputs: tuple[dict[str, Any], ...] = ()
+        self._n = 0
 
-    @property
-    def outputs(self) -> tuple[dict[str, Any], ...]:
-        return self._outputs
-
-    @outputs.setter
-    def outputs(self, value: tuple[dict[str, Any], ...]) -> None:
-        self._outputs = value
-        self._sink.sent += len(json.dumps({"state": {"outputs": value}}))
+    def send_batch(self, ops: list[Any]) -> int:
+        self._n += 1
+        message = {"method": "update", "state": {f"b{self._n}": ops}, "buffer_paths": []}
+        sent = len(json.dumps(message, ensure_ascii=False).encode())
+        self._sink.sent += sent
+        return sent
 
     def close(self) -> None:
         return None
@@ -178,7 +176,7 @@ class CountingOutput:
 def run_magic(body: bytes) -> tuple[int, float, RunView, CountingSink]:
     render_module._highlight.cache_clear()  # each run starts cold: no help from the last one
     sink = CountingSink()
-    view = RunView(sink, output_factory=sink.output)
+    view = RunView(sink, widget_factory=sink.live)
     backend = SDKBackend(client_for(body), hint="")
     snap, count = Snapshot(), 0
     start = time.perf_counter()

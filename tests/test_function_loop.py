@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import _thread
 import asyncio
+import html
 import json
+import re
 import sys
 import threading
 from collections.abc import Iterator
@@ -15,8 +17,8 @@ import nbformat
 import openai
 import pytest
 from IPython.core.error import UsageError
-from ipywidgets.widgets.widget import _instances
-from magic_support import NotebookPublisher, notebook_shell
+from live_support import Replica, batches, recording_comms
+from magic_support import notebook_shell
 from nbclient import NotebookClient
 
 import asst_magic
@@ -213,13 +215,14 @@ def test_what_a_function_prints_stays_in_its_block(ip: Any, client: openai.OpenA
     assert recorded_calls(client, [status])[0][0].output == "HI"  # prints are not sent
 
 
-def widget_calls(publisher: NotebookPublisher) -> list[str]:
-    """What a front end shows for the live widget now: the text of each function block."""
-    (root,) = [o for o in publisher.outputs if WIDGET in o["data"]]
-    widget = _instances[root["data"][WIDGET]["model_id"]]
-    children = [_instances[o["data"][WIDGET]["model_id"]] for o in widget.outputs]
-    shown = [o["data"]["text/plain"] for child in children for o in child.outputs if "data" in o]
-    return [text for text in shown if text.startswith("ƒ ")]
+def widget_calls(comms: list[dict[str, Any]]) -> list[str]:
+    """What a front end shows for the live widget now: the status of each function block."""
+    replica = Replica()
+    for ops in batches(comms):
+        replica.apply(ops)
+    shown = [re.sub(r"<pre[^>]*>.*?</pre>", "", t, flags=re.S) for t in replica.texts()]
+    words = [html.unescape(re.sub(r"<[^>]+>", "", text)) for text in shown]
+    return [text for text in words if text.startswith("ƒ ")]
 
 
 def test_each_call_shows_running_while_it_runs(ip: Any) -> None:
@@ -230,10 +233,11 @@ def test_each_call_shows_running_while_it_runs(ip: Any) -> None:
     @asst_magic.function
     def probe(tag: str) -> str:
         """Record what the live output shows while this call runs."""
-        seen[tag] = [status_of(text) for text in widget_calls(ip.display_pub)]
+        seen[tag] = [status_of(text) for text in widget_calls(comms)]
         return tag
 
-    outputs = cell(ip, "fn probe")
+    with recording_comms() as comms:
+        outputs = cell(ip, "fn probe")
     assert seen == {
         "a": ["running", "requested", "requested"],
         "b": ["done", "running", "requested"],
@@ -323,8 +327,29 @@ def test_functions_option_scopes_the_cell(ip: Any, client: openai.OpenAI) -> Non
 
 DEFINITIONS = '''
 import asyncio
+import html
+import re
+import comm
 import asst_magic
-from ipywidgets.widgets.widget import _instances
+
+# What the front end receives from each comm: the live widget's op batches, recorded.
+_sent = {}
+_create_comm = comm.create_comm
+
+def _recording_comm(**kwargs):
+    made = _create_comm(**kwargs)
+    send = made.send
+
+    def recorded(data=None, *args, **keys):
+        state = (data or {}).get("state") or {}
+        _sent.setdefault(made.comm_id, []).extend(
+            ops for key, ops in state.items() if re.fullmatch(r"b\\d+", key))
+        return send(data, *args, **keys)
+
+    made.send = recorded
+    return made
+
+comm.create_comm = _recording_comm
 
 @asst_magic.function
 def get_weather(city: str) -> str:
@@ -358,10 +383,14 @@ def shout(word: str) -> str:
 @asst_magic.function
 def probe(tag: str) -> list:
     """The status of each function block the live widget shows now."""
-    shown = [o["data"].get("text/plain", "") for w in list(_instances.values())
-             for o in getattr(w, "outputs", ()) if isinstance(o, dict) and "data" in o]
-    calls = [t.split("\\n→ ")[0].rsplit(" · ", 1)[1] for t in shown if t.startswith("ƒ ")]
-    return calls
+    parts = {}
+    for ops in list(_sent.values())[-1]:  # the running cell's widget
+        for op in ops:
+            if op[0] == "part":
+                parts[op[1]] = op[3]
+    shown = [re.sub(r"<pre[^>]*>.*?</pre>", "", t, flags=re.S) for t in parts.values()]
+    words = [html.unescape(re.sub(r"<[^>]+>", "", t)) for t in shown]
+    return [t.rsplit(" · ", 1)[1] for t in words if t.startswith("ƒ ")]
 '''
 
 KERNEL_CELLS = (

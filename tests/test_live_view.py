@@ -7,36 +7,26 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from ipywidgets import Output, Widget
+from live_support import Replica, batches, recording_comms
 from test_magics import cell, magics, plain
 
 CODE = "import time\ntime.sleep(1.5)\nprint('slept')"
 
 
 @pytest.fixture
-def live() -> Iterator[list[list[str]]]:
-    """Every state the live widgets showed: all their texts, after each outputs assignment."""
-    widgets: list[Output] = []
-    states: list[list[str]] = []
-
-    def record(change: Any) -> None:  # runs where the view assigns: the cell's thread
-        states.append([_text(o) for w in widgets for o in w.outputs])
-
-    def constructed(widget: Widget) -> None:
-        if isinstance(widget, Output):
-            widgets.append(widget)
-            widget.observe(record, names="outputs")
-
-    before = Widget._widget_construction_callback
-    Widget.on_widget_constructed(constructed)
-    try:
-        yield states
-    finally:
-        Widget.on_widget_constructed(before)
+def live() -> Iterator[list[dict[str, Any]]]:
+    """Every comm message the live widgets sent (real anywidget objects, recorded comms)."""
+    with recording_comms() as log:
+        yield log
 
 
-def _text(output: dict[str, Any]) -> str:
-    return str(output.get("text") or output.get("data", {}).get("text/plain", ""))
+def states(log: list[dict[str, Any]]) -> list[list[str]]:
+    """What the live view showed after each batch: part texts, then the status line."""
+    replica, shown = Replica(), []
+    for ops in batches(log):
+        replica.apply(ops)
+        shown.append(replica.texts())
+    return shown
 
 
 def readers() -> list[threading.Thread]:
@@ -44,7 +34,7 @@ def readers() -> list[threading.Thread]:
 
 
 def test_held_back_code_and_running_status_show_while_the_code_runs(
-    shell: Any, live: list[list[str]]
+    shell: Any, live: list[dict[str, Any]]
 ) -> None:
     # One repaint per 0.5 s: the code's last chunks arrive within the first repaint's
     # interval, then the server is silent for 1.5 s while the code sleeps.
@@ -52,7 +42,7 @@ def test_held_back_code_and_running_status_show_while_the_code_runs(
     outputs = cell(shell, "slow code")
     while_running = [
         state
-        for state in live
+        for state in states(live)
         if CODE in state
         and any(t.startswith("running code · ") for t in state)
         and "slept\n" not in state  # the code's logs
@@ -63,12 +53,14 @@ def test_held_back_code_and_running_status_show_while_the_code_runs(
     assert readers() == []  # the stream's reader thread ended with the stream
 
 
-def test_elapsed_time_advances_while_the_server_is_silent(
-    shell: Any, live: list[list[str]]
+def test_the_front_end_ticks_the_clock_while_the_server_is_silent(
+    shell: Any, live: list[dict[str, Any]]
 ) -> None:
     magics(shell).repaint_hz = 4
     cell(shell, "slow code")
-    shown = [t for state in live for t in state if t.startswith("running code · ")]
-    seconds = [float(t.split(" · ")[1].removesuffix(" s")) for t in shown]
-    assert len(set(seconds)) > 1  # repainted several times with no event arriving
+    status = [op for ops in batches(live) for op in ops if op[0] == "status"]
+    running = [op for op in status if op[1] == "running code"]
+    assert running and running[-1][4] is True  # the front end advances the elapsed time
+    # Nothing is re-sent during the 1.5 s of silence: no two batches carry the same status.
+    assert len({(op[1], op[2], op[4]) for op in status}) == len(status)
     assert readers() == []

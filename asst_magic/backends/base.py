@@ -14,7 +14,7 @@ import contextlib
 import io
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Generator, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -81,8 +81,9 @@ class Backend(ABC):
     base_url: str = ""
     #: Where files the assistant makes are saved (links in the transcript point here).
     files_dir: Path = Path("assistant_files")
-    #: Seconds of silence after which the stream yields a ``client.tick`` (None: never).
-    tick: float | None = None
+    #: Seconds of silence after which the stream yields a ``client.tick`` (None: never);
+    #: a function is asked before each wait (the live view's trailing timer).
+    tick: float | Callable[[], float] | None = None
 
     @abstractmethod
     def create_run(self, request: RunRequest) -> Iterator[RunEvent]:

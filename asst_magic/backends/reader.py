@@ -12,7 +12,7 @@ import contextlib
 import queue
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 __all__ = ["ChunkReader"]
@@ -42,13 +42,18 @@ class ChunkReader:
         finally:
             self._queue.put(_END)
 
-    def chunks(self, tick: float | None) -> Iterator[bytes | None]:
-        """The response's bytes, and ``None`` each time ``tick`` seconds pass without any."""
+    def chunks(self, tick: float | Callable[[], float] | None) -> Iterator[bytes | None]:
+        """The response's bytes, and ``None`` each time ``tick`` seconds pass without any.
+
+        ``tick`` may be a function, asked before each wait: the view's trailing timer
+        (how long until held-back text is due), so a token that arrived just after a
+        repaint is shown one throttle interval later, not after the next silence.
+        """
         try:
             while True:
                 try:
                     # Queue.get with a timeout is interruptible: Ctrl-C lands here at once.
-                    item = self._queue.get(timeout=tick)
+                    item = self._queue.get(timeout=tick() if callable(tick) else tick)
                 except queue.Empty:
                     yield None
                     continue

@@ -68,7 +68,7 @@ JS_RECORD_GROWTH = """(node, words) => {
     for (let k = words.length; k > 0; k--) {
       if (text.includes(words.slice(0, k).join(' '))) { n = k; break; }
     }
-    const live = !!node.querySelector('.widget-output, .jupyter-widgets');
+    const live = !!node.querySelector('.asst-live');
     const last = rec.states[rec.states.length - 1];
     if (!last || last.n !== n || last.live !== live) rec.states.push({n, live});
     if (!rec.stop) requestAnimationFrame(sample);
