@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
-from traitlets import Enum, Float, Unicode
+from traitlets import Bool, Enum, Float, Unicode
 
 from asst_magic.accumulate import Snapshot, apply
 from asst_magic.backends.base import Backend, BackendError, RunEvent, RunRequest
@@ -79,6 +79,18 @@ class AssistantMagics(Magics):
     ).tag(config=True)
     files_dir = Unicode(
         "assistant_files", help="Where files the assistant makes are saved (links point here)."
+    ).tag(config=True)
+    code_sandbox = Enum(
+        ("", "auto", "required", "off"),
+        default_value="",
+        help="The local server's code sandbox (bubblewrap on Linux). auto: sandboxed where "
+        "it can run, else unconfined with a warning; required: refuse to run code without "
+        "it; off: unconfined. Empty: $ASST_MAGIC_CODE_SANDBOX, else auto.",
+    ).tag(config=True)
+    code_network = Bool(
+        False,
+        help="Let the local server's sandboxed code use the network (pip install, web "
+        "fetches); also on when $ASST_MAGIC_CODE_NETWORK=1.",
     ).tag(config=True)
 
     def __init__(
@@ -257,8 +269,16 @@ class AssistantMagics(Magics):
     def _server_settings(self, name: str) -> Any:
         """What the backend was built from: a change means building it again."""
         if name == "local":
-            return (name, self._cassette(), self.environ.get("ASST_MAGIC_DATA_DIR", ""))
+            data_dir = self.environ.get("ASST_MAGIC_DATA_DIR", "")
+            return (name, self._cassette(), data_dir, *self._code_settings())
         return (name,)
+
+    def _code_settings(self) -> tuple[str, bool]:
+        """The local server's code sandbox mode and network switch (setting, else env)."""
+        env = self.environ
+        mode = self.code_sandbox or env.get("ASST_MAGIC_CODE_SANDBOX") or "auto"
+        network = env.get("ASST_MAGIC_CODE_NETWORK", "").strip().lower() in ("1", "true", "yes")
+        return mode, self.code_network or network
 
     def _model(self) -> str:
         """The ``model`` setting, or what the environment implies (see its help)."""
@@ -281,11 +301,14 @@ class AssistantMagics(Magics):
             return AssistantsBackend(self.environ)
         from asst_magic.backends.local import LocalBackend, cassettes_from, data_dir_from
 
+        mode, network = self._code_settings()
         return LocalBackend(
             data_dir=data_dir_from(self.environ),
             cassettes=cassettes_from(self._cassette()),
             model=self._model(),
             launcher=self._launcher,
+            code_sandbox=mode,
+            code_network=network,
         )
 
     def _play(self, backend: Backend, events: Generator[RunEvent, None, None]) -> Snapshot:

@@ -44,6 +44,8 @@ class LocalBackend(SDKBackend):
         model: str = "replay",
         files_dir: Path = Path("assistant_files"),
         launcher: Callable[[ServerConfig], ServerHandle] | None = None,
+        code_sandbox: str = "auto",
+        code_network: bool = False,
     ) -> None:
         import openai
 
@@ -54,7 +56,13 @@ class LocalBackend(SDKBackend):
 
             launcher = spawn
         self.cassettes, self.model = cassettes, model
-        self._handle = launcher(ServerConfig(data_dir=data_dir, cassettes=cassettes))
+        config = ServerConfig(
+            data_dir=data_dir,
+            cassettes=cassettes,
+            code_sandbox=code_sandbox,
+            code_network=code_network,
+        )
+        self._handle = launcher(config)
         client = openai.OpenAI(base_url=self._handle.base_url, api_key=self._handle.token)
         super().__init__(client, hint=_HINT, files_dir=files_dir)
         self._assistants: dict[str, str] = {}  # model -> its default assistant

@@ -13,6 +13,7 @@ from typing import Any
 
 import platformdirs
 
+from asst_magic.server.code_interpreter.confinement import SANDBOX_MODES
 from asst_magic.server.config import ServerConfig
 from asst_magic.server.ids import new_token
 from asst_magic.server.launch import (
@@ -25,9 +26,11 @@ from asst_magic.server.launch import (
     make_server,
 )
 
-__all__ = ["RECORD_ENV", "build_parser", "main", "model_settings"]
+__all__ = ["NETWORK_ENV", "RECORD_ENV", "SANDBOX_ENV", "build_parser", "main", "model_settings"]
 
 RECORD_ENV = "ASST_MAGIC_RECORD_CASSETTE"
+SANDBOX_ENV = "ASST_MAGIC_CODE_SANDBOX"
+NETWORK_ENV = "ASST_MAGIC_CODE_NETWORK"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -66,7 +69,31 @@ def _add_code_arguments(serve: argparse.ArgumentParser) -> None:
         help="shut a thread's kernel down after this many idle seconds (default 600)",
     )
     code.add_argument(
-        "--code-pool-size", type=int, default=1, help="kernels kept warm for new threads"
+        "--code-pool-size",
+        type=int,
+        default=2,
+        help="kernels kept started and preloaded for new threads (default 2)",
+    )
+    code.add_argument(
+        "--code-sandbox",
+        choices=SANDBOX_MODES,
+        default=None,
+        help=f"auto: confine kernels with bubblewrap where it runs, else run unconfined with "
+        f"a warning; required: refuse to run code without it; off: unconfined "
+        f"(default: ${SANDBOX_ENV}, else auto)",
+    )
+    code.add_argument(
+        "--code-network",
+        action="store_true",
+        default=None,
+        help=f"let sandboxed code use the network, e.g. for pip install (default: "
+        f"${NETWORK_ENV}=1, else no network)",
+    )
+    code.add_argument(
+        "--code-max-processes",
+        type=int,
+        default=256,
+        help="processes per kernel user, as RLIMIT_NPROC; 0 for no limit (default 256)",
     )
     code.add_argument(
         "--code-max-kernels",
@@ -148,6 +175,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         code_idle_timeout=args.code_idle_timeout,
         code_pool_size=args.code_pool_size,
         code_max_kernels=args.code_max_kernels,
+        code_max_processes=args.code_max_processes,
+        code_sandbox=args.code_sandbox or os.environ.get(SANDBOX_ENV) or "auto",
+        code_network=bool(args.code_network) or _truthy(os.environ.get(NETWORK_ENV)),
         code_max_output_chars=args.code_max_output_chars,
         code_memory_limit_bytes=args.code_memory_limit_mb * 1024**2 or None,
         context_tokens=args.context_tokens,
@@ -159,6 +189,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except StartupError as exc:  # the user's to fix: a message, not a traceback
         print(f"asst-magic serve: error: {exc}", file=sys.stderr)
         return 2
+
+
+def _truthy(value: str | None) -> bool:
+    return (value or "").strip().lower() in ("1", "true", "yes", "on")
 
 
 def _env_path(value: str | None) -> Path | None:

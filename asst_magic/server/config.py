@@ -17,8 +17,10 @@ class ServerConfig:
     then fail their run with a clear ``last_error``. The ``code_*`` fields are the
     code interpreter's limits: per-execution timeout (s), output cap (characters),
     kernel memory limit (bytes, None for none), idle kernel shutdown (s), warm pool size,
-    and how many threads' kernels may run at once (the least recently used idle one
-    is shut down to start another).
+    how many threads' kernels may run at once (the least recently used idle one
+    is shut down to start another) and processes per kernel. ``code_sandbox`` is
+    ``auto`` (bubblewrap where it runs, else unconfined with a warning),
+    ``required`` or ``off``; ``code_network`` gives sandboxed code the network.
     """
 
     data_dir: Path
@@ -32,8 +34,11 @@ class ServerConfig:
     code_max_output_chars: int = 50_000
     code_memory_limit_bytes: int | None = 2 * 1024**3
     code_idle_timeout: float = 600.0
-    code_pool_size: int = 1
+    code_pool_size: int = 2
     code_max_kernels: int = 8
+    code_max_processes: int = 256
+    code_sandbox: str = "auto"
+    code_network: bool = False
     poll_after_ms: int = 100
     run_expiry_seconds: int = 600
     model_url: str | None = None

@@ -95,7 +95,10 @@ def default_sandbox(config: ServerConfig) -> Sandbox | None:
         from asst_magic.server.code_interpreter.kernels import create_sandbox
     except ImportError:  # jupyter_client missing: serve; code_interpreter calls fail clearly
         return None
-    return create_sandbox(config)
+    try:
+        return create_sandbox(config)
+    except ValueError as exc:  # a bad code_sandbox value: the user's to fix
+        raise StartupError(f"{exc} (--code-sandbox or $ASST_MAGIC_CODE_SANDBOX)") from exc
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -221,6 +224,9 @@ def _code_arguments(config: ServerConfig) -> list[str]:
         *("--code-max-kernels", str(config.code_max_kernels)),
         *("--code-max-output-chars", str(config.code_max_output_chars)),
         *("--code-memory-limit-mb", str(memory_mb)),
+        *("--code-max-processes", str(config.code_max_processes or 0)),
+        *("--code-sandbox", config.code_sandbox),
+        *(["--code-network"] if config.code_network else []),
     ]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -14,7 +15,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from asst_magic.server.code_interpreter.kernels import KernelSandbox, create_sandbox
+from asst_magic.server.code_interpreter.kernels import NETWORK_NOTE, KernelSandbox, create_sandbox
 from asst_magic.server.code_interpreter.outputs import strip_ansi
 from asst_magic.server.code_interpreter.sandbox import ImageOutput, LogsOutput, SandboxFile
 from asst_magic.server.config import ServerConfig
@@ -78,6 +79,15 @@ def is_gone(pid: int, timeout: float = 10.0) -> bool:
             if process.status() == psutil.STATUS_ZOMBIE:
                 return True
     return False
+
+
+def host_pids(argument: str) -> list[int]:
+    """Host process ids of processes with ``argument`` on their command line."""
+    found = []
+    for process in psutil.process_iter(["cmdline"]):
+        if argument in (process.info["cmdline"] or []):
+            found.append(process.pid)
+    return found
 
 
 async def test_print_and_last_expression_go_to_logs(sandbox: KernelSandbox) -> None:
@@ -206,13 +216,43 @@ async def test_close_thread_stops_its_kernel_and_deletes_files(quick: KernelSand
     assert not quick.workdir("t-closed").exists()
 
 
-async def test_kernel_env_has_no_api_keys_and_own_ipython_dir(
+async def test_kernel_env_is_an_allow_list_with_a_private_home(
     quick: KernelSandbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("OPENAI_API_KEY", "sk-must-not-leak")
-    code = "import os\nprint(os.environ.get('OPENAI_API_KEY'), os.environ['IPYTHONDIR'])"
+    for name in ("OPENAI_API_KEY", "DATABASE_URL", "MY_DB_PASS"):
+        monkeypatch.setenv(name, "canary-must-not-leak")
+    code = "import os\nprint(sorted(os.environ))\nprint(os.environ['HOME'], os.getcwd())"
     logs, _ = await run(quick, "t-env", code)
-    assert logs == f"None {quick.root / '.ipython'}\n"
+    assert "canary" not in logs and "DATABASE_URL" not in logs and "MY_DB_PASS" not in logs
+    names = set(eval(logs.splitlines()[0]))
+    assert {"PATH", "HOME", "IPYTHONDIR", "MPLBACKEND"} <= names
+    assert logs.splitlines()[1] == "/mnt/data /mnt/data"
+
+
+async def test_network_is_off_unless_allowed_and_then_said_once(tmp_path: Path) -> None:
+    listener = socket.create_server(("127.0.0.1", 0))
+    code = (
+        "import socket\ntry:\n"
+        f"    socket.create_connection(('127.0.0.1', {listener.getsockname()[1]}), 3).close()\n"
+        "    print('connected')\nexcept OSError as exc:\n    print(type(exc).__name__)"
+    )
+    closed = KernelSandbox(tmp_path / "closed", pool_size=0, preload=(), sandbox="required")
+    opened = KernelSandbox(
+        tmp_path / "open", pool_size=0, preload=(), sandbox="required", network=True
+    )
+    try:
+        assert (await run(closed, "t-net", code))[0] != "connected\n"
+        assert (await run(opened, "t-net", code))[0] == f"[Note: {NETWORK_NOTE}]\nconnected\n"
+        assert (await run(opened, "t-net", code))[0] == "connected\n"
+    finally:
+        listener.close()
+        await asyncio.gather(closed.aclose(), opened.aclose())
+
+
+async def test_kernel_has_a_process_limit(sandbox: KernelSandbox) -> None:
+    code = "import resource\nprint(resource.getrlimit(resource.RLIMIT_NPROC))"
+    logs, _ = await run(sandbox, "t-nproc", code)
+    assert logs == "(256, 256)\n"
 
 
 async def test_idle_kernel_is_shut_down_and_next_run_says_so(quick: KernelSandbox) -> None:
@@ -227,11 +267,11 @@ async def test_idle_kernel_is_shut_down_and_next_run_says_so(quick: KernelSandbo
 async def test_aclose_leaves_no_kernel_processes(tmp_path: Path) -> None:
     box = KernelSandbox(tmp_path, pool_size=1, preload=())
     await box.start()
-    spawn = "import subprocess\nprint(subprocess.Popen(['sleep', '600']).pid)"
-    logs, _ = await run(box, "t-one", spawn)
+    spawn = "import subprocess\nsubprocess.Popen(['sleep', '600.25'], start_new_session=True)"
+    await run(box, "t-one", spawn)
     await run(box, "t-two", "print(2)")
     await box.start()  # wait for the pool's refill too
-    pids = [*box.kernel_pids(), int(logs)]
+    pids = [*box.kernel_pids(), *host_pids("600.25")]
     assert len(pids) == 4  # two threads' kernels, the refilled pool's, the subprocess
     await box.aclose()
     await box.aclose()  # idempotent
@@ -242,7 +282,7 @@ ORPHAN_SCRIPT = """
 import asyncio, sys
 from pathlib import Path
 from asst_magic.server.config import ServerConfig
-from asst_magic.server.code_interpreter.kernels import KernelSandbox, create_sandbox
+from asst_magic.server.code_interpreter.kernels import NETWORK_NOTE, KernelSandbox, create_sandbox
 
 async def main():
     box = KernelSandbox(Path(sys.argv[1]), pool_size=0, preload=())

@@ -28,7 +28,6 @@ __all__ = ["routes"]
 Obj = dict[str, Any]
 
 
-
 async def create_thread(request: Request) -> Response:
     state = state_of(request)
     thread, messages = new_thread(state, await json_body(request))

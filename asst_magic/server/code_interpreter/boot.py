@@ -1,7 +1,7 @@
 """Start-up code of a sandbox kernel process: memory limit and ``/mnt/data`` paths.
 
 The sandbox launches each kernel as ``python kernel_boot.py --memory-limit N
--f CONNECTION_FILE``: this script caps the process's address space, registers
+--max-processes M -f CONNECTION_FILE``: this script sets those limits, registers
 itself as the module ``_asst_magic_sandbox`` and hands over to ipykernel. The
 sandbox later runs ``import _asst_magic_sandbox as s; s.enter_workdir(PATH)``
 in the kernel to bind it to a thread's working directory.
@@ -186,23 +186,26 @@ def preload(modules: list[str]) -> None:
             importlib.import_module(name)
 
 
-def _set_memory_limit(limit: int) -> None:
-    """Cap the address space; a failed allocation then raises ``MemoryError``."""
+def _set_limit(name: str, limit: int) -> None:
+    """Cap ``resource.RLIMIT_<name>`` (address space: a failed allocation is a ``MemoryError``)."""
     try:
         import resource
     except ImportError:  # Windows: no rlimits
         return
-    with contextlib.suppress(ValueError, OSError):  # macOS refuses RLIMIT_AS: no cap
-        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    with contextlib.suppress(ValueError, OSError, AttributeError):  # macOS refuses RLIMIT_AS
+        resource.setrlimit(getattr(resource, f"RLIMIT_{name}"), (limit, limit))
+
+
+_LIMITS = {"--memory-limit": "AS", "--max-processes": "NPROC"}
 
 
 def main(argv: list[str]) -> None:
-    """Apply the memory limit, register this module and run ipykernel."""
-    if argv[:1] == ["--memory-limit"]:
+    """Apply the limits given first (0 for none), register this module and run ipykernel."""
+    while argv[:1] and argv[0] in _LIMITS:
         limit = int(argv[1])
-        del argv[:2]
         if limit > 0:
-            _set_memory_limit(limit)
+            _set_limit(_LIMITS[argv[0]], limit)
+        del argv[:2]
     sys.modules[MODULE_NAME] = sys.modules[__name__]
     # Running a script puts its folder first on sys.path; user code must not
     # import asst_magic's server modules by accident. IPython adds '' back.

@@ -20,19 +20,19 @@ import asyncio
 import contextlib
 import re
 import shutil
-from collections import deque
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
 from asst_magic.server.code_interpreter.boot import MOUNT
+from asst_magic.server.code_interpreter.confinement import Confinement, choose_confinement
 from asst_magic.server.code_interpreter.execution import OUTCOMES, Execution, ending, lost_note
 from asst_magic.server.code_interpreter.outputs import OutputCollector
+from asst_magic.server.code_interpreter.pool import KernelLauncher, KernelLimits
 from asst_magic.server.code_interpreter.process import (
     KernelProcess,
     KernelSetupError,
     KernelStartError,
-    kernel_env,
 )
 from asst_magic.server.code_interpreter.sandbox import (
     ExecutionOutcome,
@@ -44,22 +44,26 @@ from asst_magic.server.code_interpreter.sandbox import (
 if TYPE_CHECKING:
     from asst_magic.server.config import ServerConfig
 
-__all__ = ["DEFAULT_PRELOAD", "ExecutionOutcome", "KernelSandbox", "create_sandbox"]
+__all__ = [
+    "DEFAULT_PRELOAD",
+    "NETWORK_NOTE",
+    "ExecutionOutcome",
+    "KernelSandbox",
+    "create_sandbox",
+]
 
 DEFAULT_PRELOAD = ("numpy", "pandas", "matplotlib.pyplot")
 _THREAD_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
 _MOUNT_PARTS = PurePosixPath(MOUNT).parts
-# IPython puts its own ``open`` (bound to the unpatched ``io.open``) into the user
-# namespace, so user code's ``open("/mnt/data/x")`` would miss the path mapping:
-# point it at the mapped builtin.
-_USER_OPEN = (
-    "import builtins as _b\n_ip = get_ipython()\n"
-    "_ip.user_ns['open'] = _ip.user_ns_hidden['open'] = _b.open\ndel _b, _ip"
-)
+NETWORK_NOTE = "the code sandbox has network access (code_network is on)"
 
 
 class KernelSandbox:
-    """A ``Sandbox`` with one ipykernel process per thread, a warm pool and limits."""
+    """A ``Sandbox`` with one ipykernel process per thread, a warm pool and limits.
+
+    ``sandbox`` is the ``code_sandbox`` setting (``auto``, ``required``, ``off``)
+    and ``network`` lets confined kernels reach the network; see ``confinement``.
+    """
 
     def __init__(
         self,
@@ -68,31 +72,44 @@ class KernelSandbox:
         timeout: float = 120.0,
         max_output_chars: int = 50_000,
         memory_limit_bytes: int | None = 2 * 1024**3,
+        max_processes: int | None = 256,
         idle_timeout: float = 600.0,
-        pool_size: int = 1,
+        pool_size: int = 2,
         max_kernels: int = 8,
         max_images: int = 25,
         preload: Sequence[str] = DEFAULT_PRELOAD,
         startup_timeout: float = 60.0,
+        sandbox: str = "auto",
+        network: bool = False,
+        confinement: Confinement | None = None,
     ) -> None:
         self.root = Path(root).resolve()
         self.timeout = timeout
         self.max_output_chars = max_output_chars
-        self.memory_limit_bytes = memory_limit_bytes
         self.idle_timeout = idle_timeout
-        self.pool_size = pool_size
         self.max_kernels = max_kernels
         self.max_images = max_images
-        self.preload = tuple(preload)
-        self.startup_timeout = startup_timeout
+        self.confinement = confinement or choose_confinement(
+            sandbox, network=network, hidden=(self.root.parent,)
+        )
+        limits = KernelLimits(memory_limit_bytes, max_processes, max_output_chars)
+        self.launcher = KernelLauncher(
+            self.root,
+            self.confinement,
+            limits=limits,
+            pool_size=pool_size,
+            preload=preload,
+            startup_timeout=startup_timeout,
+        )
         self._kernels: dict[str, KernelProcess] = {}
+        self._starting: set[str] = set()  # threads whose kernel is being started: they count
+        self._freed = asyncio.Event()  # set (and replaced) whenever a kernel may be free
         self._locks: dict[str, asyncio.Lock] = {}
         self._lost: dict[str, str] = {}
         self._outcomes: dict[str, ExecutionOutcome] = {}
         self._idle: dict[str, asyncio.TimerHandle] = {}
-        self._pool: deque[asyncio.Task[KernelProcess]] = deque()
-        self._tasks: set[asyncio.Task[None]] = set()
         self._settling: dict[str, asyncio.Task[None]] = {}  # abandoned requests being stopped
+        self._warned = False
         self._closed = False
 
     # -- public API ---------------------------------------------------------
@@ -118,9 +135,7 @@ class KernelSandbox:
 
     def kernel_pids(self) -> list[int]:
         """Process ids of the kernels now running (threads' and warm pool's)."""
-        pids = [k.pid for k in self._kernels.values()]
-        pids += [t.result().pid for t in self._pool if t.done() and not t.exception()]
-        return pids
+        return [k.pid for k in self._kernels.values()] + self.launcher.pids()
 
     def last_outcome(self, thread_id: str) -> ExecutionOutcome | None:
         """How the thread's last finished execution ended (code errors count as completed)."""
@@ -129,8 +144,8 @@ class KernelSandbox:
     async def start(self) -> None:
         """Fill the warm pool and wait until its kernels are ready (optional; idempotent)."""
         self._check_open()
-        self._fill_pool()
-        await asyncio.gather(*self._pool, return_exceptions=True)
+        if self.confinement.refusal is None:
+            await self.launcher.wait_pool()
 
     async def execute(
         self, thread_id: str, code: str, files: Sequence[SandboxFile] = ()
@@ -138,6 +153,10 @@ class KernelSandbox:
         """Run ``code`` in the thread's kernel and stream its outputs in order."""
         workdir = self.workdir(thread_id)
         self._check_open()
+        if self.confinement.refusal is not None:
+            self._outcomes[thread_id] = "unavailable"
+            yield LogsOutput(self.confinement.refusal + "\n")
+            return
         async with self._locks.setdefault(thread_id, asyncio.Lock()):
             self._disarm_idle(thread_id)
             await self._await_settled(thread_id)
@@ -151,14 +170,23 @@ class KernelSandbox:
                 yield LogsOutput(f"The code interpreter could not start a Python kernel: {exc}\n")
                 return
             try:
-                lost = self._lost.pop(thread_id, None)
-                if lost:
-                    yield LogsOutput(lost_note(lost))
+                for note in self._notes(thread_id):
+                    yield LogsOutput(note)
                 async for output in self._run(thread_id, kernel, code):
                     yield output
             finally:  # also when the consumer stops early
                 if not self._closed:
                     self._arm_idle(thread_id)
+                self._signal_freed()
+
+    async def run_code(self, thread_id: str, code: str) -> str:
+        """Run ``code`` in the thread's kernel and return everything it printed, as text.
+
+        For the server's own use (moving variables in and out of a thread's kernel);
+        images are dropped.
+        """
+        logs = [o.text async for o in self.execute(thread_id, code) if isinstance(o, LogsOutput)]
+        return "".join(logs)
 
     async def close_thread(self, thread_id: str, *, delete_files: bool = False) -> None:
         """Shut down the thread's kernel now (e.g. the thread was deleted); optionally its files."""
@@ -178,18 +206,16 @@ class KernelSandbox:
         if self._closed:
             return
         self._closed = True
+        self._signal_freed()
         for handle in self._idle.values():
             handle.cancel()
         self._idle.clear()
         for thread_id in list(self._settling):
             await self._await_settled(thread_id, cancel=True)
-        pooled = await asyncio.gather(*self._pool, return_exceptions=True)
-        kernels = [k for k in pooled if isinstance(k, KernelProcess)]
-        kernels += self._kernels.values()
-        self._pool.clear()
+        for kernel in self._kernels.values():
+            self.launcher.retire(kernel)
         self._kernels.clear()
-        await asyncio.gather(*(k.shutdown() for k in kernels))
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.launcher.aclose()
 
     # -- kernels ------------------------------------------------------------
 
@@ -197,55 +223,19 @@ class KernelSandbox:
         if self._closed:
             raise RuntimeError("the code interpreter sandbox is closed; create a new one")
 
-    async def _new_kernel(self, cwd: Path) -> KernelProcess:
-        """Start a kernel process with the sandbox's environment and limits."""
-        runtime = self.root / ".runtime"
-        for folder in (cwd, runtime, self.root / ".ipython"):
-            folder.mkdir(parents=True, exist_ok=True)
-        return await KernelProcess.start(
-            cwd=cwd,
-            runtime_dir=runtime,
-            env=kernel_env(self.root / ".ipython"),
-            memory_limit_bytes=self.memory_limit_bytes,
-            startup_timeout=self.startup_timeout,
-        )
-
-    async def _pooled_kernel(self) -> KernelProcess:
-        """Start a kernel in the neutral pool directory and warm its imports."""
-        kernel = await self._new_kernel(self.root / ".pool")
-        try:
-            await kernel.preload(self.preload)
-        except KernelSetupError:
-            await kernel.shutdown()
-            raise
-        return kernel
-
-    def _fill_pool(self) -> None:
-        """Start pooled kernels in the background up to ``pool_size``."""
-        while not self._closed and len(self._pool) < self.pool_size:
-            self._pool.append(asyncio.create_task(self._pooled_kernel()))
-
-    async def _take_kernel(self, workdir: Path) -> KernelProcess:
-        """A kernel bound to ``workdir``: a pooled one if it starts fine, else a new one."""
-        kernel = None
-        if self._pool:
-            task = self._pool.popleft()
-            self._fill_pool()
-            with contextlib.suppress(KernelStartError, KernelSetupError):
-                kernel = await task
-        else:
-            self._fill_pool()
-        if kernel is None or not await kernel.is_alive():
-            if kernel is not None:
-                await kernel.shutdown()
-            kernel = await self._new_kernel(workdir)
-        try:
-            await kernel.enter_workdir(workdir, self.max_output_chars)
-            await kernel.run_quiet(_USER_OPEN)
-        except KernelSetupError:
-            await kernel.shutdown()
-            raise
-        return kernel
+    def _notes(self, thread_id: str) -> list[str]:
+        """Lines a run starts with: the one-time no-sandbox warning, a lost kernel."""
+        notes = []
+        if self.confinement.warning and not self._warned:
+            self._warned = True
+            notes.append(f"[Warning: {self.confinement.warning}]\n")
+        elif self.confinement.bubblewrap and self.confinement.network and not self._warned:
+            self._warned = True
+            notes.append(f"[Note: {NETWORK_NOTE}]\n")
+        lost = self._lost.pop(thread_id, None)
+        if lost:
+            notes.append(lost_note(lost))
+        return notes
 
     async def _kernel_for(self, thread_id: str, workdir: Path) -> KernelProcess:
         """The thread's live kernel, replacing one that died since its last run."""
@@ -255,39 +245,55 @@ class KernelSandbox:
             await self._drop(thread_id)
             kernel = None
         if kernel is None:
-            await self._make_room()
-            kernel = await self._take_kernel(workdir)
+            await self._reserve(thread_id)
+            try:
+                kernel = await self.launcher.take(workdir)
+            finally:
+                self._starting.discard(thread_id)
             if self._closed:
-                await kernel.shutdown()
+                self.launcher.retire(kernel)
                 self._check_open()
         # Re-inserted, so the map runs from least to most recently used.
         self._kernels.pop(thread_id, None)
         self._kernels[thread_id] = kernel
         return kernel
 
-    async def _make_room(self) -> None:
-        """Shut down least recently used idle kernels while ``max_kernels`` are running."""
-        while len(self._kernels) >= self.max_kernels:
-            idle = (t for t in self._kernels if not self._busy(t))
-            victim = next(idle, None)
-            if victim is None:  # every kernel is running code: exceed the limit, don't wait
+    async def _reserve(self, thread_id: str) -> None:
+        """Wait for room under ``max_kernels`` (kernels starting count), evicting idle ones.
+
+        The least recently used idle kernel is shut down (in the background) to make
+        room; when every kernel is running code, wait for one to finish.
+        """
+        while True:
+            self._check_open()
+            if len(self._kernels) + len(self._starting) < self.max_kernels:
+                self._starting.add(thread_id)
                 return
+            victim = next((t for t in self._kernels if not self._busy(t)), None)
+            if victim is None:
+                await self._freed.wait()
+                continue
             self._disarm_idle(victim)
             self._lost[victim] = (
                 f"was shut down to make room for another thread's kernel (at most "
                 f"{self.max_kernels} run at once)"
             )
-            await self._drop(victim)
+            self.launcher.retire(self._kernels.pop(victim))
+
+    def _signal_freed(self) -> None:
+        self._freed.set()
+        self._freed = asyncio.Event()
 
     def _busy(self, thread_id: str) -> bool:
         lock = self._locks.get(thread_id)
         return bool(lock and lock.locked()) or thread_id in self._settling
 
     async def _drop(self, thread_id: str) -> None:
-        """Shut down the thread's kernel, if any."""
+        """Shut down the thread's kernel, if any, and wait until it is gone."""
         kernel = self._kernels.pop(thread_id, None)
         if kernel is not None:
-            await kernel.shutdown()
+            await self.launcher.shutdown(kernel)
+            self._signal_freed()
 
     # -- one execution --------------------------------------------------------
 
@@ -366,9 +372,8 @@ class KernelSandbox:
             return
         self._lost[thread_id] = f"was shut down after {self.idle_timeout:g} s without use"
         # Taken out of the map now, so an execution starting meanwhile gets a new one.
-        task = asyncio.create_task(self._kernels.pop(thread_id).shutdown())
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self.launcher.retire(self._kernels.pop(thread_id))
+        self._signal_freed()
 
 
 def create_sandbox(config: ServerConfig) -> KernelSandbox:
@@ -381,6 +386,9 @@ def create_sandbox(config: ServerConfig) -> KernelSandbox:
         idle_timeout=config.code_idle_timeout,
         pool_size=config.code_pool_size,
         max_kernels=config.code_max_kernels,
+        max_processes=config.code_max_processes,
+        sandbox=config.code_sandbox,
+        network=config.code_network,
     )
 
 

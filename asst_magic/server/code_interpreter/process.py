@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import os
 import queue
-import re
+import shutil
 import signal
 import sys
 import uuid
@@ -19,13 +19,18 @@ from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
 from jupyter_client.manager import AsyncKernelManager
 
 from asst_magic.server.code_interpreter import boot as kernel_boot
+from asst_magic.server.code_interpreter.boot import MOUNT
+from asst_magic.server.code_interpreter.bubblewrap import Bubblewrap
 
 __all__ = ["KernelProcess", "KernelSetupError", "KernelStartError", "kernel_env"]
 
 KERNEL_NAME = "asst-magic-sandbox"
+BOOT_INSIDE = "/run/asst-magic/boot.py"  # where a confined kernel sees the boot script
 _BOOT_SCRIPT = Path(kernel_boot.__file__).resolve()
-# Environment variables the model-written code must not read (API keys, tokens).
-_SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSW|CREDENTIAL|^OPENAI_|^AZURE_|^ASST_MAGIC_", re.I)
+# The only variables a kernel inherits (plus LC_*): nothing that can hold a secret.
+_PASSED = frozenset({"LANG", "LANGUAGE", "TZ", "TERM", "MALLOC_ARENA_MAX", "OPENBLAS_NUM_THREADS"})
+_PASSED_UNCONFINED = ("PATH", "HOME", "USER", "LOGNAME", "TMPDIR", "SYSTEMROOT")
+_SYSTEM_PATH = ("/usr/local/bin", "/usr/bin", "/bin")
 
 
 class KernelStartError(RuntimeError):
@@ -39,9 +44,10 @@ class KernelSetupError(RuntimeError):
 class _SandboxKernelSpecs(KernelSpecManager):
     """Serves the one kernel spec the sandbox launches: ipykernel via ``kernel_boot``."""
 
-    def __init__(self, argv: Sequence[str]) -> None:
+    def __init__(self, argv: Sequence[str], interrupt_mode: str) -> None:
         super().__init__()
         self._argv = list(argv)
+        self._interrupt_mode = interrupt_mode
 
     def get_kernel_spec(self, kernel_name: str) -> KernelSpec:
         """Return the sandbox spec whatever the name."""
@@ -49,26 +55,72 @@ class _SandboxKernelSpecs(KernelSpecManager):
             argv=list(self._argv),
             display_name="asst-magic code interpreter",
             language="python",
-            interrupt_mode="signal",
+            interrupt_mode=self._interrupt_mode,
         )
 
 
-def kernel_env(ipython_dir: Path, base: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The kernel's environment: no secrets, a private IPython dir, inline matplotlib."""
-    env = {k: v for k, v in (os.environ if base is None else base).items()}
-    env = {k: v for k, v in env.items() if not _SECRET_NAME.search(k)}
-    for name in ("JPY_PARENT_PID", "JPY_SESSION_NAME", "PYTHONSTARTUP"):
-        env.pop(name, None)
+def kernel_env(
+    ipython_dir: Path | str, base: Mapping[str, str] | None = None, *, confined: bool = False
+) -> dict[str, str]:
+    """The kernel's environment, built from an allow list (never "all but the secrets").
+
+    Confined kernels get ``HOME=/mnt/data`` and caches in their private ``/tmp``;
+    an unconfined one keeps the user's ``HOME``, ``PATH`` and ``TMPDIR``.
+    """
+    source = os.environ if base is None else base
+    env = {k: v for k, v in source.items() if k in _PASSED or k.startswith("LC_")}
+    if confined:
+        bindir = str(Path(sys.executable).parent)
+        env.update(PATH=os.pathsep.join([bindir, *_SYSTEM_PATH]), HOME=MOUNT, TMPDIR="/tmp")
+        # Caches go to the private /tmp, not into the thread's files.
+        env.update(MPLCONFIGDIR="/tmp/matplotlib", XDG_CACHE_HOME="/tmp/.cache")
+    else:
+        env.update({k: source[k] for k in _PASSED_UNCONFINED if k in source})
     env.update(
         IPYTHONDIR=str(ipython_dir),
         MPLBACKEND="module://matplotlib_inline.backend_inline",
         PYDEVD_DISABLE_FILE_VALIDATION="1",
+        PYTHONDONTWRITEBYTECODE="1",
     )
     # glibc reserves 64 MiB of address space per malloc arena and OpenBLAS a
     # buffer per thread; both count against RLIMIT_AS without using memory.
     env.setdefault("MALLOC_ARENA_MAX", "2")
     env.setdefault("OPENBLAS_NUM_THREADS", str(min(4, os.cpu_count() or 1)))
     return env
+
+
+def _manager(
+    name: str,
+    channels: Path,
+    memory_limit_bytes: int | None,
+    max_processes: int | None,
+    confine: Bubblewrap | None,
+    workdir: Path,
+) -> AsyncKernelManager:
+    """A kernel manager for one boot-script kernel, confined or not."""
+    limits = ["--memory-limit", str(memory_limit_bytes or 0)]
+    limits += ["--max-processes", str(max_processes or 0)]
+    tail = [*limits, "-f", "{connection_file}", "--HistoryManager.enabled=False"]
+    if confine is None:
+        argv = [sys.executable, str(_BOOT_SCRIPT), *tail]
+        specs = _SandboxKernelSpecs(argv, interrupt_mode="signal")
+        options: dict[str, Any] = {}
+    else:
+        # Signals sent to bwrap do not reach the kernel inside: interrupt by message.
+        # ZeroMQ ipc sockets in ``channels`` cross the network namespace boundary.
+        # The kernel's parent inside is bwrap's pid 1, which ipykernel's parent poller
+        # takes for "orphaned": bwrap's --die-with-parent does that job instead.
+        boot = confine.with_file(_BOOT_SCRIPT, BOOT_INSIDE)
+        tail.append("--IPKernelApp.parent_handle=1")
+        argv = boot.wrap([sys.executable, BOOT_INSIDE, *tail], workdir=workdir, channels=channels)
+        specs = _SandboxKernelSpecs(argv, interrupt_mode="message")
+        options = {"transport": "ipc", "ip": str(channels / "s")}
+    return AsyncKernelManager(
+        kernel_name=KERNEL_NAME,
+        kernel_spec_manager=specs,
+        connection_file=str(channels / "connection.json"),
+        **options,
+    )
 
 
 @dataclass(eq=False)
@@ -79,34 +131,35 @@ class KernelProcess:
     client: Any  # AsyncKernelClient (untyped in jupyter_client)
     log_path: Path
     _log: IO[bytes]
+    channels: Path  # connection file, sockets (confined) and log: removed at shutdown
 
     @classmethod
     async def start(
         cls,
         *,
+        name: str | None = None,
         cwd: Path,
         runtime_dir: Path,
         env: Mapping[str, str],
         memory_limit_bytes: int | None,
+        max_processes: int | None = None,
         startup_timeout: float = 60.0,
+        confine: Bubblewrap | None = None,
     ) -> KernelProcess:
-        """Launch a kernel in ``cwd`` and wait until it answers."""
-        name = f"kernel-{uuid.uuid4().hex[:12]}"
-        argv = [sys.executable, str(_BOOT_SCRIPT), "--memory-limit", str(memory_limit_bytes or 0)]
-        argv += ["-f", "{connection_file}", "--HistoryManager.enabled=False"]
-        manager = AsyncKernelManager(
-            kernel_name=KERNEL_NAME,
-            kernel_spec_manager=_SandboxKernelSpecs(argv),
-            connection_file=str(runtime_dir / f"{name}.json"),
-        )
-        log_path = runtime_dir / f"{name}.log"
+        """Launch a kernel in ``cwd`` (inside ``confine``'s sandbox if given); wait until ready."""
+        name = name or f"kernel-{uuid.uuid4().hex[:12]}"
+        channels = runtime_dir / name
+        channels.mkdir(mode=0o700)
+        manager = _manager(name, channels, memory_limit_bytes, max_processes, confine, cwd)
+        log_path = channels / "kernel.log"
         log = log_path.open("wb")
         try:
             await manager.start_kernel(cwd=str(cwd), env=dict(env), stdout=log, stderr=log)
         except Exception as exc:
             log.close()
+            shutil.rmtree(channels, ignore_errors=True)
             raise KernelStartError(f"could not launch a Python kernel: {exc}") from exc
-        kernel = cls(manager, manager.client(), log_path, log)
+        kernel = cls(manager, manager.client(), log_path, log, channels)
         await kernel._wait_ready(startup_timeout)
         return kernel
 
@@ -212,5 +265,4 @@ class KernelProcess:
         with contextlib.suppress(Exception):
             await self.manager.shutdown_kernel(now=True)
         self._log.close()
-        with contextlib.suppress(OSError):
-            self.log_path.unlink()
+        shutil.rmtree(self.channels, ignore_errors=True)
