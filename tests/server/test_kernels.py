@@ -81,11 +81,11 @@ def is_gone(pid: int, timeout: float = 10.0) -> bool:
     return False
 
 
-def host_pids(argument: str) -> list[int]:
-    """Host process ids of processes with ``argument`` on their command line."""
+def host_pids(seconds: str) -> list[int]:
+    """Host process ids of ``sleep SECONDS`` processes (a distinctive ``seconds`` per test)."""
     found = []
     for process in psutil.process_iter(["cmdline"]):
-        if argument in (process.info["cmdline"] or []):
+        if (process.info["cmdline"] or [])[-2:] == ["sleep", seconds]:
             found.append(process.pid)
     return found
 
@@ -267,11 +267,12 @@ async def test_idle_kernel_is_shut_down_and_next_run_says_so(quick: KernelSandbo
 async def test_aclose_leaves_no_kernel_processes(tmp_path: Path) -> None:
     box = KernelSandbox(tmp_path, pool_size=1, preload=())
     await box.start()
-    spawn = "import subprocess\nsubprocess.Popen(['sleep', '600.25'], start_new_session=True)"
+    marker = f"600.{os.getpid()}"
+    spawn = f"import subprocess\nsubprocess.Popen(['sleep', '{marker}'], start_new_session=True)"
     await run(box, "t-one", spawn)
     await run(box, "t-two", "print(2)")
     await box.start()  # wait for the pool's refill too
-    pids = [*box.kernel_pids(), *host_pids("600.25")]
+    pids = [*box.kernel_pids(), *host_pids(marker)]
     assert len(pids) == 4  # two threads' kernels, the refilled pool's, the subprocess
     await box.aclose()
     await box.aclose()  # idempotent
@@ -281,12 +282,17 @@ async def test_aclose_leaves_no_kernel_processes(tmp_path: Path) -> None:
 ORPHAN_SCRIPT = """
 import asyncio, sys
 from pathlib import Path
-from asst_magic.server.config import ServerConfig
-from asst_magic.server.code_interpreter.kernels import NETWORK_NOTE, KernelSandbox, create_sandbox
+from asst_magic.server.code_interpreter.kernels import KernelSandbox
+
+CODE = f'''
+import subprocess
+subprocess.Popen(['sleep', '{sys.argv[3]}'])
+subprocess.Popen(['sleep', '{sys.argv[3]}'], start_new_session=True)  # leaves its group
+'''
 
 async def main():
-    box = KernelSandbox(Path(sys.argv[1]), pool_size=0, preload=())
-    async for _ in box.execute("t-orphan", "print(1)"):
+    box = KernelSandbox(Path(sys.argv[1]), pool_size=0, preload=(), sandbox=sys.argv[2])
+    async for _ in box.execute("t-orphan", CODE):
         pass
     print(*box.kernel_pids(), flush=True)
     await asyncio.Event().wait()
@@ -295,18 +301,33 @@ asyncio.run(main())
 """
 
 
-def test_kernels_exit_when_the_server_process_is_killed(tmp_path: Path) -> None:
+@pytest.mark.parametrize("mode", ["required", "off"])
+async def test_nothing_outlives_a_server_killed_with_sigkill(tmp_path: Path, mode: str) -> None:
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
-    server = subprocess.Popen(
-        [sys.executable, "-c", ORPHAN_SCRIPT, str(tmp_path)], stdout=subprocess.PIPE, env=env
-    )
+    marker = f"600.{os.getpid()}{len(mode)}"  # this test's sleeps, among everyone's processes
+    argv = [sys.executable, "-c", ORPHAN_SCRIPT, str(tmp_path), mode, marker]
+    server = subprocess.Popen(argv, stdout=subprocess.PIPE, env=env)
     try:
         assert server.stdout is not None
         (pid,) = map(int, server.stdout.readline().split())
+        assert len(host_pids(marker)) == 2
     finally:
-        server.kill()
+        server.kill()  # SIGKILL: no clean-up code runs
         server.wait()
-    assert is_gone(pid)  # ipykernel polls its parent and exits with it
+    assert is_gone(pid)
+    if mode == "required":  # gone with the server, before anything cleans up
+        assert [p for p in host_pids(marker) if not is_gone(p)] == []
+    # Sandboxed, the PID namespace dies with the server; unconfined, the next start
+    # ends what the dead server's kernels left (recorded by their tag) and its files.
+    box = KernelSandbox(tmp_path, pool_size=0, preload=(), sandbox=mode)
+    await box.start()
+    try:
+        assert [p for p in host_pids(marker) if not is_gone(p)] == []
+        runtime = box.launcher._runtime
+        assert runtime is not None and [p.name for p in runtime.parent.iterdir()] == [runtime.name]
+    finally:
+        await box.aclose()
+    assert not runtime.exists()
 
 
 def test_create_sandbox_follows_server_config(tmp_path: Path) -> None:
@@ -364,6 +385,36 @@ async def test_kernel_limit_retires_least_recently_used_idle_kernel(tmp_path: Pa
         logs, _ = await run(box, "t-b", "print('b' in globals())")
         assert "was shut down to make room for another thread's kernel (at most 2" in logs
         assert logs.endswith("False\n")
+    finally:
+        await box.aclose()
+
+
+def kernel_count(runtime: Path) -> int:
+    """Live kernel processes (bwrap ones when confined) whose files are in ``runtime``."""
+    count = 0
+    for child in psutil.Process().children():
+        with contextlib.suppress(psutil.Error):  # one that just ended
+            count += any(a.startswith(str(runtime)) for a in child.cmdline())
+    return count
+
+
+async def test_kernel_limit_holds_for_concurrent_new_threads(tmp_path: Path) -> None:
+    box = KernelSandbox(tmp_path, max_kernels=2, pool_size=0, preload=())
+    await box.start()
+    runtime = box.launcher._runtime
+    assert runtime is not None
+    code = "import time\nstart = time.time()\ntime.sleep(0.3)\nprint(start, time.time())"
+    try:
+        results = await asyncio.gather(*(run(box, f"t-many-{n}", code) for n in range(5)))
+        spans = [tuple(map(float, logs.split()[-2:])) for logs, _ in results]
+        assert len(spans) == 5
+        # At most two ran at once: at each start, count the spans in progress.
+        assert max(sum(s <= t < e for s, e in spans) for t, _ in spans) == 2
+        # Evicted kernels were shut down (in the background): two processes are left.
+        deadline = time.monotonic() + 10
+        while kernel_count(runtime) > 2 and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert kernel_count(runtime) == 2
     finally:
         await box.aclose()
 

@@ -100,7 +100,8 @@ class KernelLauncher:
             self._pool.append(asyncio.create_task(self._pooled()))
 
     async def wait_pool(self) -> None:
-        """Fill the pool and wait until its kernels are ready."""
+        """Clean up after a crashed server, fill the pool and wait until its kernels are ready."""
+        await self._claim()
         self.fill()
         await asyncio.gather(*self._pool, return_exceptions=True)
 
@@ -165,8 +166,7 @@ class KernelLauncher:
 
     async def _start(self, cwd: Path) -> KernelProcess:
         """Start a kernel process with ``cwd`` as its folder, environment and limits."""
-        if self._runtime is None:
-            self._runtime = await asyncio.to_thread(claim_runtime, runtime_base(self.root))
+        runtime = await self._claim()
         name = f"kernel-{uuid.uuid4().hex[:12]}"
         cwd.mkdir(parents=True, exist_ok=True)
         if self.confined:
@@ -174,17 +174,23 @@ class KernelLauncher:
         else:
             (self.root / ".ipython").mkdir(parents=True, exist_ok=True)
             env = kernel_env(self.root / ".ipython")
-            env[TAG_VARIABLE] = f"{self._runtime.name}/{name}"
+            env[TAG_VARIABLE] = f"{runtime.name}/{name}"
         return await KernelProcess.start(
             name=name,
             cwd=cwd,
-            runtime_dir=self._runtime,
+            runtime_dir=runtime,
             env=env,
             memory_limit_bytes=self.limits.memory_bytes,
             max_processes=self.limits.processes,
             startup_timeout=self.startup_timeout,
             confine=self.confinement.bubblewrap,
         )
+
+    async def _claim(self) -> Path:
+        """This server's runtime folder (made on first use, clearing a dead server's)."""
+        if self._runtime is None:
+            self._runtime = await asyncio.to_thread(claim_runtime, runtime_base(self.root))
+        return self._runtime
 
     async def shutdown(self, kernel: KernelProcess) -> None:
         """Shut ``kernel`` down now, with its pool folder and (unconfined) escaped children."""
