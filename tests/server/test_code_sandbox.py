@@ -25,6 +25,7 @@ from asst_magic.server import ServerConfig
 from asst_magic.server.launch import spawn
 
 CANARY = "canary-7f3e9a"
+ESCAPED = f"escaped-{os.getpid()}.txt"  # unique: an unconfined run would really leave it
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
@@ -64,9 +65,9 @@ print(json.dumps({{"hits": hits, "scanned": scanned, "pids": sorted(os.listdir("
         "write outside": f"""
 import json, os
 written = []
-for path in [{str(data_dir / "escaped.txt")!r}, {str(home / "escaped.txt")!r},
-             "/mnt/data/../escaped.txt", "/usr/escaped.txt", "/etc/escaped.txt",
-             "/escaped.txt", "/tmp/escaped.txt", "inside.txt"]:
+for path in [{str(data_dir / ESCAPED)!r}, {str(home / ESCAPED)!r},
+             "/mnt/data/../{ESCAPED}", "/usr/{ESCAPED}", "/etc/{ESCAPED}",
+             "/{ESCAPED}", "/tmp/{ESCAPED}", "inside.txt"]:
     try:
         with open(path, "w") as file:
             file.write("x")
@@ -212,13 +213,12 @@ def test_no_canary_from_the_server_environment_anywhere(server: Server) -> None:
 def test_nothing_is_written_outside_the_working_dir(server: Server) -> None:
     run, logs = ask(server, "write outside")
     # Inside, only its own folder and its private /tmp took the writes.
-    assert printed(logs) == ["/tmp/escaped.txt", "inside.txt"]
+    assert printed(logs) == [f"/tmp/{ESCAPED}", "inside.txt"]
     workdir = server.data_dir / "sandbox" / run.thread_id
     assert (workdir / "inside.txt").read_text() == "x"
-    escaped = [server.data_dir / "escaped.txt", server.home / "escaped.txt"]
-    escaped += [Path("/usr/escaped.txt"), Path("/etc/escaped.txt"), Path("/escaped.txt")]
-    escaped += [server.data_dir / "sandbox" / "escaped.txt"]
-    assert [path for path in escaped if path.exists()] == []
+    escaped = [server.data_dir, server.home, Path("/usr"), Path("/etc"), Path("/"), Path("/tmp")]
+    escaped += [server.data_dir / "sandbox"]
+    assert [folder for folder in escaped if (folder / ESCAPED).exists()] == []
 
 
 def test_thread_b_sees_neither_thread_a_nor_the_database(server: Server) -> None:
