@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import statistics
 import sys
 import tempfile
@@ -110,9 +111,10 @@ def first_logs_after_start(root: Path, pool: int) -> float:
     """Seconds from starting a server to the first logs of a code run on a new thread."""
     import openai
 
+    root.mkdir(parents=True)
     cassette = root / "cassette.jsonl"
     call = {"tool_calls": [{"type": "code_interpreter", "input": IMPORTS}]}
-    cassette.write_text(f'{{"user": "go", "turns": [{_json(call)}, {{"text": "ok"}}]}}\n')
+    cassette.write_text(json.dumps({"user": "go", "turns": [call, {"text": "ok"}]}) + "\n")
     start = time.perf_counter()
     config = ServerConfig(data_dir=root / "data", cassettes=(cassette,), code_pool_size=pool)
     with start_in_thread(config) as handle, warnings.catch_warnings():
@@ -131,12 +133,6 @@ def first_logs_after_start(root: Path, pool: int) -> float:
                 break
         stream.close()
     return elapsed
-
-
-def _json(value: Any) -> str:
-    import json
-
-    return json.dumps(value)
 
 
 def _has_logs(step: Any) -> bool:

@@ -33,6 +33,7 @@ Obj = dict[str, Any]
 
 TOOL_TYPES = ("code_interpreter", "function", "file_search")
 
+
 async def json_body(request: Request) -> Obj:
     """The request's JSON object (an empty body is ``{}``); see ``payload`` for what is refused."""
     raw = await request.body()

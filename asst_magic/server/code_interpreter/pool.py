@@ -95,9 +95,14 @@ class KernelLauncher:
         return [t.result().pid for t in self._pool if t.done() and not t.exception()]
 
     def fill(self) -> None:
-        """Start pooled kernels in the background up to ``pool_size``."""
+        """Start pooled kernels in the background up to ``pool_size``, one after another.
+
+        One at a time: kernels starting together share the CPU, so the first one a
+        run is waiting for would be ready later.
+        """
         while not self._closed and len(self._pool) < self.pool_size:
-            self._pool.append(asyncio.create_task(self._pooled()))
+            before = self._pool[-1] if self._pool else None
+            self._pool.append(asyncio.create_task(self._pooled(before)))
 
     async def wait_pool(self) -> None:
         """Clean up after a crashed server, fill the pool and wait until its kernels are ready."""
@@ -149,8 +154,10 @@ class KernelLauncher:
         if self._runtime is not None:
             shutil.rmtree(self._runtime, ignore_errors=True)
 
-    async def _pooled(self) -> KernelProcess:
-        """A kernel on a neutral folder, its usual imports done."""
+    async def _pooled(self, before: asyncio.Task[KernelProcess] | None) -> KernelProcess:
+        """A kernel on a neutral folder, its usual imports done, once ``before`` is ready."""
+        if before is not None:
+            await asyncio.wait([before])
         home = self.root / ".pool"
         if self.confined:
             home = home / uuid.uuid4().hex[:12]
