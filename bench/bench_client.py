@@ -261,6 +261,7 @@ def paced_events(kind: str, size: int) -> list[tuple[str, Any]]:
 def run_paced(events: list[tuple[str, Any]], rate: float) -> dict[str, float]:
     """Feed events at ``rate``; the view's clock is the later of arrival time and real time."""
     render_module._highlight.cache_clear()
+    events = json.loads(json.dumps(events))  # apply() folds deltas into the created objects
     sink, virtual = CountingSink(), [0.0]
     start = time.perf_counter()
 

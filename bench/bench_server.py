@@ -7,6 +7,12 @@ handler on the same uvicorn that streams the very same bytes, one event per writ
 A last row puts the Chat Completions bridge against the replay model: the same
 text pieces, once from a cassette and once streamed by a loopback Chat
 Completions server, through one server to one client; time per chunk, as a ratio.
+
+The baseline writes the big run in the very chunk sizes our server's response
+arrived in, so both sides pay the same number of writes. Then, on one server:
+time to first event on threads of 0, 1,000 and 10,000 messages (interleaved
+rounds, medians with spread), with 10 and 50 other runs streaming, and the run
+latency of the first runs on a thread against runs after 1,000 runs on it.
 """
 
 from __future__ import annotations
@@ -39,12 +45,17 @@ CHUNKS = 20_000
 LATENCY_SAMPLES = 15
 CHAT_CHUNKS = 5_000
 CHAT_REPEATS = 5
+RUNS_ON_ONE_THREAD = 1000
+
+
+SIZES: list[int] = []  # the sizes of the chunks our server's big run arrived in
 
 
 def consume(response: httpx2.Response, start: float) -> tuple[float, int, float, bytes]:
     """Read an SSE body: (time to first event, events, seconds from first event to end, bytes)."""
     decoder, first, count, body = SSEDecoder(), 0.0, 0, bytearray()
     for chunk in response.iter_bytes():
+        SIZES.append(len(chunk))
         body += chunk
         events = decoder.feed(chunk)
         if events and not first:
@@ -83,6 +94,7 @@ def ours(data_dir: Path) -> tuple[list[float], tuple[int, float], bytes]:
                 return timed_post(client, url, {"assistant_id": assistant, "stream": True})
 
             latencies = [run("small")[0] for _ in range(LATENCY_SAMPLES)]
+            SIZES.clear()
             _, count, seconds, body = run("big")
     return latencies, (count, seconds), body
 
@@ -91,7 +103,15 @@ def baseline(big: bytes, small: bytes) -> tuple[list[float], tuple[int, float]]:
     def events_of(body: bytes) -> list[bytes]:
         return [part + b"\n\n" for part in body.split(b"\n\n") if part]
 
-    bodies = {"big": events_of(big), "small": events_of(small)}
+    def same_sizes(body: bytes) -> list[bytes]:
+        """The body in the chunk sizes our server's response arrived in (same write sizes)."""
+        chunks, at = [], 0
+        for size in SIZES:
+            chunks.append(body[at : at + size])
+            at += size
+        return [c for c in chunks if c] + ([body[at:]] if at < len(body) else [])
+
+    bodies = {"big": same_sizes(big), "small": events_of(small)}
 
     async def stream(request: Request) -> Response:
         async def chunks():  # type: ignore[no-untyped-def]
@@ -144,11 +164,13 @@ def main() -> None:
         f"  ours {ttfe_ours * 1000:8.2f} ms   baseline {ttfe_base * 1000:8.2f} ms   "
         f"ratio ours/baseline {ttfe_ours / ttfe_base:5.2f}x"
     )
-    print("events per second:")
+    print("events per second (baseline writes the same chunk sizes as ours):")
     print(
         f"  ours {rate_ours:10.0f}      baseline {rate_base:10.0f}      "
         f"ratio ours/baseline {rate_ours / rate_base:5.2f}x"
     )
+    with tempfile.TemporaryDirectory() as tmp:
+        thread_lengths(Path(tmp))
     with tempfile.TemporaryDirectory() as tmp:
         replay, chat, events = chat_bridge(Path(tmp))
     print(
@@ -158,6 +180,124 @@ def main() -> None:
     print(
         f"  chat {chat * 1e6:8.1f} us     replay   {replay * 1e6:8.1f} us     "
         f"ratio chat/replay {chat / replay:5.2f}x"
+    )
+
+
+def thread_lengths(data_dir: Path) -> None:
+    """First event vs thread length and concurrency; run latency after 1,000 runs."""
+    cassette = data_dir / "bench.jsonl"
+    entries = [
+        {"user": "small", "turns": [{"text": ["hi"]}]},
+        {"user": "busy", "turns": [{"text": [f"w{i} " for i in range(3000)]}], "delay": 0.001},
+    ]
+    cassette.write_text("".join(json.dumps(e) + "\n" for e in entries))
+    config = ServerConfig(data_dir=data_dir / "data", cassettes=(cassette,), code_interpreter=False)
+    with start_in_thread(config, sandbox=None) as handle:
+        headers = {"authorization": f"Bearer {handle.token}"}
+        with httpx2.Client(base_url=handle.base_url, headers=headers, timeout=120) as client:
+            assistant = client.post("/assistants", json={"model": "replay"}).json()["id"]
+            threads = {n: _thread_of(client, config.data_dir, n) for n in (0, 1000, 10_000)}
+            _first_events_by_length(client, assistant, threads)
+            _first_events_under_load(client, handle.base_url, headers, assistant)
+            _latency_after_runs(client, assistant)
+
+
+def _thread_of(client: httpx2.Client, data_dir: Path, messages: int) -> str:
+    """A thread with ``messages`` earlier messages (copied into the store in one go)."""
+    from asst_magic.server.store import Store
+
+    thread = client.post("/threads", json={"messages": [{"role": "user", "content": "x"}]})
+    thread_id = thread.json()["id"]
+    message = client.get(f"/threads/{thread_id}/messages").json()["data"][0]
+    store = Store(data_dir)
+    with store.transaction():
+        for i in range(messages):
+            role = "user" if i % 2 else "assistant"
+            store.put("message", message | {"id": f"msg_b{thread_id}{i}", "role": role})
+    store.close()
+    return thread_id
+
+
+def _run_once(client: httpx2.Client, assistant: str, thread_id: str) -> float:
+    client.post(f"/threads/{thread_id}/messages", json={"role": "user", "content": "small"})
+    url = f"/threads/{thread_id}/runs"
+    return timed_post(client, url, {"assistant_id": assistant, "stream": True})[0]
+
+
+def _spread(samples: list[float]) -> str:
+    q = statistics.quantiles(samples, n=4)
+    return f"{statistics.median(samples) * 1000:7.2f} ms (IQR {q[0] * 1000:.2f}-{q[2] * 1000:.2f})"
+
+
+def _first_events_by_length(client: httpx2.Client, assistant: str, threads: dict[int, str]) -> None:
+    samples: dict[int, list[float]] = {n: [] for n in threads}
+    for _ in range(2):  # warm-up, every side
+        for thread_id in threads.values():
+            _run_once(client, assistant, thread_id)
+    for _ in range(LATENCY_SAMPLES):  # interleaved rounds
+        for n, thread_id in threads.items():
+            samples[n].append(_run_once(client, assistant, thread_id))
+    print(f"time to first event by thread length (interleaved, median of {LATENCY_SAMPLES}):")
+    for n, values in samples.items():
+        print(f"  {n:>6} messages  {_spread(values)}")
+    ratio = statistics.median(samples[10_000]) / statistics.median(samples[0])
+    print(
+        f"  10k vs empty thread: {ratio:5.2f}x   (goal <= 2x) {'met' if ratio <= 2 else 'MISSED'}"
+    )
+
+
+def _first_events_under_load(
+    client: httpx2.Client, url: str, headers: dict[str, str], assistant: str
+) -> None:
+    print("time to first event while other runs stream (median of 7):")
+    thread_id = _thread_of_api(client)
+    for others in (0, 10, 50):
+        stop = threading.Event()
+        workers = [
+            threading.Thread(target=_busy, args=(url, headers, assistant, stop), daemon=True)
+            for _ in range(others)
+        ]
+        for worker in workers:
+            worker.start()
+        time.sleep(0.5 if others else 0)  # let them start streaming
+        values = [_run_once(client, assistant, thread_id) for _ in range(7)]
+        stop.set()
+        for worker in workers:
+            worker.join()
+        print(f"  {others:>3} other runs  {_spread(values)}   (no goal set: for reference)")
+
+
+def _thread_of_api(client: httpx2.Client) -> str:
+    return str(client.post("/threads", json={}).json()["id"])
+
+
+def _busy(url: str, headers: dict[str, str], assistant: str, stop: threading.Event) -> None:
+    with httpx2.Client(base_url=url, headers=headers, timeout=120) as client:
+        thread_id = _thread_of_api(client)
+        while not stop.is_set():
+            client.post(f"/threads/{thread_id}/messages", json={"role": "user", "content": "busy"})
+            body = {"assistant_id": assistant, "stream": True}
+            with client.stream("POST", f"/threads/{thread_id}/runs", json=body) as response:
+                for _ in response.iter_bytes():
+                    if stop.is_set():
+                        break
+
+
+def _latency_after_runs(client: httpx2.Client, assistant: str) -> None:
+    thread_id, latencies = _thread_of_api(client), []
+    for _ in range(RUNS_ON_ONE_THREAD):
+        start = time.perf_counter()
+        client.post(f"/threads/{thread_id}/messages", json={"role": "user", "content": "small"})
+        body = {"assistant_id": assistant, "stream": True}
+        timed_post(client, f"/threads/{thread_id}/runs", body)
+        latencies.append(time.perf_counter() - start)
+    first, last = latencies[5:25], latencies[-20:]
+    ratio = statistics.median(last) / statistics.median(first)
+    print(f"run latency on one thread: runs 6-25 {_spread(first)}")
+    print(f"  runs {RUNS_ON_ONE_THREAD - 19}-{RUNS_ON_ONE_THREAD}   {_spread(last)}")
+    print(
+        f"  after {RUNS_ON_ONE_THREAD} runs vs first runs: {ratio:5.2f}x   (goal <= 1.5x) "
+        f"{'met' if ratio <= 1.5 else 'MISSED'}"
     )
 
 

@@ -36,7 +36,10 @@ CREATE TABLE IF NOT EXISTS objects (
 CREATE INDEX IF NOT EXISTS objects_by_thread ON objects (kind, thread_id, seq);
 CREATE INDEX IF NOT EXISTS objects_by_run ON objects (kind, run_id, seq);
 CREATE INDEX IF NOT EXISTS objects_by_status ON objects (kind, status);
+CREATE INDEX IF NOT EXISTS objects_by_thread_seq ON objects (thread_id, seq);
 """
+
+_PAGE = 64  # rows per query of a newest-first read
 
 
 class Store:
@@ -129,6 +132,27 @@ class Store:
             f"SELECT data FROM objects WHERE {where} ORDER BY seq", params
         ).fetchall()
         return [json.loads(row[0]) for row in rows]
+
+    def newest(self, kind: tuple[str, ...], *, thread_id: str) -> Iterator[Obj]:
+        """A thread's objects of these kinds, newest first, read a page at a time.
+
+        A caller that stops early (a model's history window is full) never reads,
+        nor decodes, the rest of a long thread: each page walks the
+        ``(thread_id, seq)`` index backwards from where the last one stopped.
+        """
+        marks = ", ".join("?" * len(kind))
+        before = self._seq + 1
+        while True:
+            rows = self._db.execute(
+                f"SELECT seq, data FROM objects WHERE thread_id = ? AND seq < ?"
+                f" AND kind IN ({marks}) ORDER BY seq DESC LIMIT ?",
+                (thread_id, before, *kind, _PAGE),
+            ).fetchall()
+            for seq, data in rows:
+                before = seq
+                yield json.loads(data)
+            if len(rows) < _PAGE:
+                return
 
     def page(
         self,

@@ -45,7 +45,14 @@ class CassetteEntry:
 
 
 class ReplayModel:
-    """Plays cassette entries back as model turns; re-reads a cassette when it changes."""
+    """Plays cassette entries back as model turns; re-reads a cassette when it changes.
+
+    It answers the last user message (the nth time a text was asked in the thread
+    picks the nth entry for it), so a turn reads only the newest ``history_messages``
+    of a thread: a repeat further back than that counts as asked once.
+    """
+
+    history_messages = 64
 
     def __init__(self, cassettes: Sequence[Path]) -> None:
         self._paths = tuple(Path(p) for p in cassettes)

@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 Obj = dict[str, Any]
 
 _YIELD_EVERY = 64  # chunks between yields to the event loop, so other requests get served
+_FIRST_FLUSH = 0.1  # seconds a run waits at most for its first events to reach the client
 
 
 class RunDriver:
@@ -81,6 +82,9 @@ class RunDriver:
                 self._end("cancelled", cancelled_at=self.ctx.now())
                 return
             self.set_status("in_progress", started_at=self.ctx.now())
+            # The client sees the run start before the thread's history is read.
+            if self.ctx.stream is not None:
+                await self.ctx.stream.flushed(_FIRST_FLUSH)
             while await self._turn():
                 self.turn_index += 1
         except asyncio.CancelledError:
@@ -101,7 +105,7 @@ class RunDriver:
     async def _turn(self) -> bool:
         """One model turn; True when another turn should follow."""
         model = self.models.resolve(self.run["model"])
-        request = build_request(self.ctx, self.turn_index)
+        request = build_request(self.ctx, self.turn_index, model)
         end = TurnEnd()
         self._tools = None
         async with closing(model.turn(request)) as chunks:

@@ -9,6 +9,7 @@ keeps going and further events are dropped, as OpenAI's runs keep going.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -32,6 +33,7 @@ class EventStream:
         self._wake = asyncio.Event()
         self._room = asyncio.Event()
         self._room.set()
+        self._idle = asyncio.Event()  # the reader has written all and waits for more
         self.closed = False
         self.detached = False
 
@@ -40,6 +42,7 @@ class EventStream:
         if self.detached or self.closed:
             return
         self._chunks.append(chunk)
+        self._idle.clear()
         self._wake.set()
         if len(self._chunks) >= _HIGH_WATER:
             self._room.clear()
@@ -62,9 +65,18 @@ class EventStream:
         if not self._room.is_set():
             await self._room.wait()
 
+    async def flushed(self, timeout: float) -> None:
+        """Wait, at most ``timeout`` seconds, until the reader has written what is queued."""
+        if self.detached or self.closed or self._idle.is_set():
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._idle.wait(), timeout)
+
     async def __aiter__(self) -> AsyncIterator[bytes]:
         try:
             while True:
+                if not self._chunks:
+                    self._idle.set()  # what was yielded before has been sent
                 await self._wake.wait()
                 self._wake.clear()
                 chunks, self._chunks = self._chunks, []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 from urllib.parse import unquote
@@ -17,7 +18,14 @@ from asst_magic.server.models.base import (
 from asst_magic.server.runs.steps import RunContext, ToolCall, ToolStepWriter
 from asst_magic.server.runs.streams import closing
 
-__all__ = ["CodeRunner", "ToolFailure", "build_request", "message_text", "run_options"]
+__all__ = [
+    "CodeRunner",
+    "ToolFailure",
+    "build_request",
+    "history_window",
+    "message_text",
+    "run_options",
+]
 
 Obj = dict[str, Any]
 
@@ -39,13 +47,17 @@ class ToolFailure(Exception):
     """A tool could not run; the step and the run fail with this message."""
 
 
-def build_request(ctx: RunContext, turn_index: int) -> TurnRequest:
-    """The model's view of the run: thread conversation, instructions, tools."""
+def build_request(ctx: RunContext, turn_index: int, model: object = None) -> TurnRequest:
+    """The model's view of the run: thread conversation, instructions, tools.
+
+    Only the part of the thread ``model`` can use is read (see ``history_window``),
+    newest first, so a run on a long thread costs what the model needs, not the thread.
+    """
     run = ctx.run
     return TurnRequest(
         model=run["model"],
         instructions=run["instructions"],
-        conversation=tuple(_conversation(ctx)),
+        conversation=tuple(_conversation(ctx, history_window(run, model))),
         tools=tuple(run["tools"]),
         thread_id=run["thread_id"],
         run_id=run["id"],
@@ -78,13 +90,50 @@ def message_text(message: Obj) -> str:
     return "\n".join(parts)
 
 
-def _conversation(ctx: RunContext) -> list[ConversationItem]:
+def history_window(run: Obj, model: object = None) -> tuple[int | None, int | None]:
+    """How much of the thread a turn needs: ``(messages, characters)``; ``None`` is no limit.
+
+    The run's ``last_messages`` truncation bounds the messages. A model says what it
+    uses: ``history_messages`` (the replay model matches the last user message), or
+    ``context_tokens`` (a chat model's context; its own truncation then picks from a
+    window of about 4 characters a token, plus the run's ``max_prompt_tokens`` cap).
+    """
+    strategy = run.get("truncation_strategy") or {}
+    messages = strategy.get("last_messages") if strategy.get("type") == "last_messages" else None
+    wanted = getattr(model, "history_messages", None)
+    if isinstance(wanted, int):
+        messages = min(messages or wanted, wanted)
+    tokens = (getattr(model, "context_tokens", None), run.get("max_prompt_tokens"))
+    known = [t for t in tokens if isinstance(t, int) and t > 0]
+    chars = 4 * min(known) + 4096 if known and wanted is None else None
+    return messages, chars
+
+
+def _conversation(
+    ctx: RunContext, window: tuple[int | None, int | None]
+) -> list[ConversationItem]:
+    """The window of the thread, read newest first, in conversation order."""
+    limit, budget = window
+    newest: list[Obj] = []
+    messages = chars = 0
+    cut = False
+    for obj in ctx.store.newest(("message", "step"), thread_id=ctx.run["thread_id"]):
+        newest.append(obj)
+        is_message = obj["object"] == "thread.message"
+        messages += is_message
+        chars += len(message_text(obj)) if is_message else len(json.dumps(obj["step_details"]))
+        cut = (limit is not None and messages >= limit) or (budget is not None and chars > budget)
+        if cut:
+            break
     items: list[ConversationItem] = []
-    for obj in ctx.store.select(("message", "step"), thread_id=ctx.run["thread_id"]):
+    for obj in reversed(newest):
         if obj["object"] == "thread.message":
             items.append(_message_item(ctx, obj))
         elif obj["type"] == "tool_calls" and obj["status"] == "completed":
             items.extend(_call_record(c) for c in obj["step_details"]["tool_calls"])
+    if cut:  # the window starts at a user message, never in the middle of a tool round
+        first_user = next((i for i, it in enumerate(items) if isinstance(it, UserText)), 0)
+        items = items[first_user:]
     return items
 
 
