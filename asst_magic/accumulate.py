@@ -1,8 +1,8 @@
 """Fold run events into a snapshot of the run: no I/O, no clock, no globals.
 
 Server events are Assistants API v2 stream events (``thread.message.delta``...).
-Client events (``client.*``) are what the magic itself adds: fetched files and
-the status of functions it runs in the kernel.
+Client events (``client.*``) are what the magic itself adds: fetched files, the
+status of functions it runs in the kernel, and notes for the status line.
 
 >>> snap = Snapshot()
 >>> snap = apply(snap, "thread.message.created", {"id": "msg_1", "content": []})
@@ -54,6 +54,7 @@ class Snapshot:
     files: dict[str, dict[str, Any]] = field(default_factory=dict)
     error: dict[str, Any] | None = None
     interrupted: bool = False  # the user stopped the stream (the ■ button, Ctrl-C)
+    notes: list[str] = field(default_factory=list)  # the backend's words for the status line
 
     @property
     def status(self) -> str:
@@ -207,6 +208,11 @@ def _cancelled(snap: Snapshot, data: dict[str, Any]) -> None:
             call.update(status="error", error="interrupted")
 
 
+def _note(snap: Snapshot, text: str) -> None:
+    if text not in snap.notes:
+        snap.notes.append(text)
+
+
 _RUN_EVENTS = (
     *("created", "queued", "in_progress", "requires_action", "cancelling", "cancelled"),
     *("completed", "failed", "expired", "incomplete"),
@@ -233,4 +239,5 @@ _HANDLERS: dict[str, Callable[[Snapshot, Any], None]] = {
     "client.file": _file,
     "client.cancelled": _cancelled,
     "client.tick": _ignore,  # time passed: nothing to fold, but the view may repaint
+    "client.note": _note,
 }

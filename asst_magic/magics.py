@@ -314,6 +314,8 @@ class AssistantMagics(Magics):
     def _play(self, backend: Backend, events: Generator[RunEvent, None, None]) -> Snapshot:
         """Consume the run on the cell's own thread, so an interrupt lands right here."""
         snap, view = Snapshot(), self._view()
+        for note in backend.status_notes:
+            apply(snap, "client.note", note)
         # A silent stream wakes the view when held-back text is due (the trailing timer).
         backend.tick = view.wait
         try:

@@ -395,6 +395,7 @@ def status_parts(snap: Snapshot) -> tuple[str, list[str]]:
     if usage.get("total_tokens"):
         after.append(f"{usage['total_tokens']} tokens")
     error = snap.error or snap.run.get("last_error")
+    after += snap.notes
     if error:
         after.append(f"{error.get('code') or 'error'}: {error.get('message', '')}")
     return _status_word(snap), after

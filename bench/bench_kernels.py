@@ -166,8 +166,8 @@ async def measure(root: Path, rounds: int, starts: int) -> dict[str, list[float]
     def add(key: str, values: list[float]) -> None:
         found.setdefault(key, []).extend(values)
 
-    add("bare", await bare_round_trips(root / "bare", rounds))
     for n in range(2):  # interleaved halves
+        add("bare", await bare_round_trips(root / f"bare{n}", rounds // 2))
         add("warm_off", await warm_round_trips(root / f"off{n}", "off", rounds // 2))
         add("warm_box", await warm_round_trips(root / f"box{n}", "required", rounds // 2))
     for n in range(starts):

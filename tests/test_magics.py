@@ -305,3 +305,20 @@ def test_model_follows_the_setting_then_the_environment(
         assert magic._model() == expected
     finally:
         ip.clear_instance()
+
+
+def test_code_network_setting_reaches_the_server_and_the_status_line(
+    shell: Any, local_server: Any
+) -> None:
+    from magic_support import SharedServer
+
+    configs: list[Any] = []
+    magics(shell)._launcher = lambda config: configs.append(config) or SharedServer(local_server)
+    outputs = cell(shell, "hello")
+    assert "code network" not in outputs[-1]["data"]["text/plain"]
+    shell.run_line_magic("config", "AssistantMagics.code_network = True")
+    shell.run_line_magic("config", "AssistantMagics.code_sandbox = 'required'")
+    outputs = cell(shell, "hello")  # a changed setting starts the server again
+    assert (configs[-1].code_network, configs[-1].code_sandbox) == (True, "required")
+    status = outputs[-1]["data"]["text/plain"]
+    assert status.startswith("completed · ") and " · code network on" in status

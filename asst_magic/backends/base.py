@@ -84,6 +84,8 @@ class Backend(ABC):
     #: Seconds of silence after which the stream yields a ``client.tick`` (None: never);
     #: a function is asked before each wait (the live view's trailing timer).
     tick: float | Callable[[], float] | None = None
+    #: Words every run's status line carries, e.g. ``code network on``.
+    status_notes: tuple[str, ...] = ()
 
     @abstractmethod
     def create_run(self, request: RunRequest) -> Iterator[RunEvent]:

@@ -63,6 +63,8 @@ class LocalBackend(SDKBackend):
             code_network=code_network,
         )
         self._handle = launcher(config)
+        # Sandboxed code reaching the network is the user's explicit choice: keep it in view.
+        self.status_notes = ("code network on",) if code_network else ()
         client = openai.OpenAI(base_url=self._handle.base_url, api_key=self._handle.token)
         super().__init__(client, hint=_HINT, files_dir=files_dir)
         self._assistants: dict[str, str] = {}  # model -> its default assistant

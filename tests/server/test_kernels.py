@@ -426,3 +426,14 @@ async def test_thread_ids_cannot_escape_the_root(sandbox: KernelSandbox) -> None
     assert sandbox.resolve("t-x", "/etc/passwd") is None
     assert sandbox.resolve("t-x", "sandbox:/mnt/data") is None
     assert sandbox.resolve("t-x", "/mnt/data/a/b.png") == sandbox.workdir("t-x") / "a" / "b.png"
+
+
+async def test_run_code_returns_printed_text_and_keeps_notes_for_the_user(
+    quick: KernelSandbox,
+) -> None:
+    await run(quick, "t-api", "import os\nos._exit(1)")
+    assert await quick.run_code("t-api", "x = 5\nprint(x * 2)") == "10\n"
+    assert await quick.run_code("t-api", "print(x)") == "5\n"
+    logs, _ = await run(quick, "t-api", "print(x + 1)")
+    assert logs.startswith("[Note: this thread's previous Python kernel died")
+    assert logs.endswith("6\n")

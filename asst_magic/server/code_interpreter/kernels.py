@@ -9,9 +9,11 @@ Example::
     await sandbox.aclose()
 
 Layout under ``root``: ``<thread_id>/`` is a thread's working directory (its
-``/mnt/data``); ``.pool/`` is where warm kernels wait; ``.runtime/`` holds
-connection files and kernel logs; ``.ipython/`` is the kernels' private
-IPython dir, so the user's own profile is never touched.
+``/mnt/data``); ``.pool/`` is where warm kernels wait; ``.runtime/<server>/``
+holds each kernel's connection file, sockets and log (see ``runtime``);
+``.ipython/`` is unconfined kernels' private IPython dir, so the user's own
+profile is never touched. Kernels run in the bubblewrap sandbox unless the
+``code_sandbox`` setting says otherwise (see ``confinement``).
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from asst_magic.server.code_interpreter.sandbox import (
     SandboxFile,
     SandboxOutput,
 )
+from asst_magic.server.code_interpreter.workdirs import place_files
 
 if TYPE_CHECKING:
     from asst_magic.server.config import ServerConfig
@@ -151,6 +154,22 @@ class KernelSandbox:
         self, thread_id: str, code: str, files: Sequence[SandboxFile] = ()
     ) -> AsyncIterator[SandboxOutput]:
         """Run ``code`` in the thread's kernel and stream its outputs in order."""
+        async for output in self._execute(thread_id, code, files, notes=True):
+            yield output
+
+    async def run_code(self, thread_id: str, code: str) -> str:
+        """Run ``code`` in the thread's kernel and return everything it printed, as text.
+
+        For the server's own use (moving variables in and out of a thread's kernel):
+        images are dropped, and the notes a run starts with (a lost kernel, the
+        no-sandbox warning) are kept for the thread's next ``execute``.
+        """
+        outputs = self._execute(thread_id, code, (), notes=False)
+        return "".join([o.text async for o in outputs if isinstance(o, LogsOutput)])
+
+    async def _execute(
+        self, thread_id: str, code: str, files: Sequence[SandboxFile], *, notes: bool
+    ) -> AsyncIterator[SandboxOutput]:
         workdir = self.workdir(thread_id)
         self._check_open()
         if self.confinement.refusal is not None:
@@ -162,7 +181,7 @@ class KernelSandbox:
             await self._await_settled(thread_id)
             workdir.mkdir(parents=True, exist_ok=True)
             if files:
-                await asyncio.to_thread(_place_files, workdir, files)
+                await asyncio.to_thread(place_files, workdir, files)
             try:
                 kernel = await self._kernel_for(thread_id, workdir)
             except (KernelStartError, KernelSetupError) as exc:
@@ -170,7 +189,7 @@ class KernelSandbox:
                 yield LogsOutput(f"The code interpreter could not start a Python kernel: {exc}\n")
                 return
             try:
-                for note in self._notes(thread_id):
+                for note in self._notes(thread_id) if notes else ():
                     yield LogsOutput(note)
                 async for output in self._run(thread_id, kernel, code):
                     yield output
@@ -178,15 +197,6 @@ class KernelSandbox:
                 if not self._closed:
                     self._arm_idle(thread_id)
                 self._signal_freed()
-
-    async def run_code(self, thread_id: str, code: str) -> str:
-        """Run ``code`` in the thread's kernel and return everything it printed, as text.
-
-        For the server's own use (moving variables in and out of a thread's kernel);
-        images are dropped.
-        """
-        logs = [o.text async for o in self.execute(thread_id, code) if isinstance(o, LogsOutput)]
-        return "".join(logs)
 
     async def close_thread(self, thread_id: str, *, delete_files: bool = False) -> None:
         """Shut down the thread's kernel now (e.g. the thread was deleted); optionally its files."""
@@ -390,15 +400,3 @@ def create_sandbox(config: ServerConfig) -> KernelSandbox:
         sandbox=config.code_sandbox,
         network=config.code_network,
     )
-
-
-def _place_files(workdir: Path, files: Sequence[SandboxFile]) -> None:
-    """Copy ``files`` into ``workdir`` under their names (unless the copy there is newer)."""
-    for file in files:
-        name = PurePosixPath(file.name.replace("\\", "/")).name
-        if name in ("", ".", ".."):
-            continue
-        target = workdir / name
-        if target.exists() and target.stat().st_mtime_ns >= file.path.stat().st_mtime_ns:
-            continue  # already placed; keep what the code may have changed since
-        shutil.copyfile(file.path, target)

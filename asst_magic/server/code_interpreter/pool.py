@@ -39,6 +39,7 @@ from asst_magic.server.code_interpreter.runtime import (
     end_tagged,
     runtime_base,
 )
+from asst_magic.server.code_interpreter.workdirs import adopt
 
 __all__ = ["KernelLauncher", "KernelLimits"]
 
@@ -126,7 +127,7 @@ class KernelLauncher:
         if kernel is None:
             kernel = await self._start(workdir)
         elif kernel in self._homes:
-            await asyncio.to_thread(_adopt, self._homes.pop(kernel), workdir)
+            await asyncio.to_thread(adopt, self._homes.pop(kernel), workdir)
         try:
             inside = MOUNT if self.confined else str(workdir)
             await kernel.enter_workdir(Path(inside), self.limits.output_chars)
@@ -208,12 +209,3 @@ class KernelLauncher:
         if not self.confined and self._runtime is not None:
             # Children that left the kernel's process group (setsid) still carry its tag.
             await asyncio.to_thread(end_tagged, f"{self._runtime.name}/{kernel.channels.name}")
-
-
-def _adopt(home: Path, workdir: Path) -> None:
-    """Make the pooled kernel's folder ``home`` the thread's ``workdir``, keeping its files."""
-    if workdir.exists():
-        for entry in workdir.iterdir():
-            entry.rename(home / entry.name)
-        workdir.rmdir()
-    home.rename(workdir)

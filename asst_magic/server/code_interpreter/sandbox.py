@@ -70,6 +70,14 @@ class Sandbox(Protocol):
         """
         ...
 
+    async def run_code(self, thread_id: str, code: str) -> str:
+        """Run ``code`` in the thread's interpreter (as ``execute``) and return its printed text.
+
+        For the server's own use, e.g. moving a variable in or out of a thread's
+        kernel: ``await sandbox.run_code("thread_abc", "print(len(df))")``.
+        """
+        ...
+
     def workdir(self, thread_id: str) -> Path:
         """The directory the thread's code runs in (``/mnt/data`` in its paths)."""
         ...
