@@ -14,7 +14,7 @@ import base64
 import functools
 import html
 import json
-from collections.abc import Callable, Hashable, Iterator
+from collections.abc import Hashable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -248,22 +248,14 @@ def _render_call(call: dict[str, Any], snap: Snapshot) -> list[Output]:
     return [_display({"text/plain": f"[{kind} tool call]"})]
 
 
-@functools.cache
-def _highlighter() -> Callable[[str], str]:
-    """Pygments' Python lexer and a span-only HTML formatter, built once (on first use)."""
-    from pygments import highlight
-    from pygments.formatters import HtmlFormatter
-    from pygments.lexers import PythonLexer
-
-    lexer, formatter = PythonLexer(), HtmlFormatter(nowrap=True)
-    return lambda code: highlight(code, lexer, formatter)
-
-
 @functools.lru_cache(maxsize=64)
 def _highlight(code: str) -> str:
     # A finished block renders again when its logs and images arrive: its code has not
-    # changed, so neither has its HTML.
-    return _highlighter()(code)
+    # changed, so neither has its HTML. The live view's highlighter already made most of
+    # it while the code streamed (imported here, late: asst_magic.live imports this module).
+    from asst_magic.live.highlight import highlight_code
+
+    return highlight_code(code)
 
 
 def code_html(body: str) -> str:
