@@ -154,6 +154,8 @@ class KernelLauncher:
         await asyncio.gather(*self._retiring, return_exceptions=True)
         if self._runtime is not None:
             shutil.rmtree(self._runtime, ignore_errors=True)
+            with contextlib.suppress(OSError):  # the base too, unless another server uses it
+                self._runtime.parent.rmdir()
 
     async def _pooled(self, before: asyncio.Task[KernelProcess] | None) -> KernelProcess:
         """A kernel on a neutral folder, its usual imports done, once ``before`` is ready."""

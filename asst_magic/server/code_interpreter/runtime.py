@@ -71,7 +71,7 @@ def claim_runtime(base: Path) -> Path:
             end_tagged(f"{folder.name}/")
             shutil.rmtree(folder, ignore_errors=True)
     mine = base / f"{os.getpid()}-{_start_time(os.getpid())}"
-    mine.mkdir(mode=0o700, exist_ok=True)
+    mine.mkdir(mode=0o700, parents=True, exist_ok=True)
     return mine
 
 
