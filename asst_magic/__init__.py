@@ -22,7 +22,10 @@ __all__ = [
     "unload_ipython_extension",
 ]
 
-_MAGIC_NAMES = {"cell": ("assistant",), "line": ("asst_thread", "asst_functions")}
+_MAGIC_NAMES = {
+    "cell": ("assistant",),
+    "line": ("asst_thread", "asst_functions", "asst_get", "asst_code"),
+}
 
 
 def __getattr__(name: str) -> Any:
@@ -36,12 +39,17 @@ def __getattr__(name: str) -> Any:
 
 def load_ipython_extension(ipython: Any) -> None:
     """``%load_ext asst_magic``: register the magics; nothing starts until first use."""
-    ipython.register_magics(AssistantMagics(ipython))
+    from asst_magic.data_magics import DataMagics
+
+    magics = AssistantMagics(ipython)
+    ipython.register_magics(magics)
+    ipython.register_magics(DataMagics(ipython, magics))
 
 
 def unload_ipython_extension(ipython: Any) -> None:
     """``%unload_ext asst_magic``: stop what the magics started and remove them."""
     manager = ipython.magics_manager
+    manager.registry.pop("DataMagics", None)
     magics = manager.registry.pop(AssistantMagics.__name__, None)
     if magics is not None:
         magics.close()

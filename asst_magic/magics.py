@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
-from traitlets import Bool, Enum, Float, Unicode
+from traitlets import Bool, Enum, Float, Int, Unicode
 
 from asst_magic.accumulate import Snapshot, apply
 from asst_magic.backends.base import Backend, BackendError, RunEvent, RunRequest
@@ -21,6 +21,7 @@ from asst_magic.result import RunResult
 
 if TYPE_CHECKING:
     from asst_magic.functions import FunctionRegistry
+    from asst_magic.variables import Encoded
     from asst_magic.view import View
 
 __all__ = ["AssistantMagics", "RunInterrupted"]
@@ -92,6 +93,10 @@ class AssistantMagics(Magics):
         help="Let the local server's sandboxed code use the network (pip install, web "
         "fetches); also on when $ASST_MAGIC_CODE_NETWORK=1.",
     ).tag(config=True)
+    max_var_bytes = Int(
+        32 * 1024 * 1024,
+        help="Largest value (encoded bytes) that `--var` sends and `%asst_get` accepts.",
+    ).tag(config=True)
 
     def __init__(
         self,
@@ -117,6 +122,9 @@ class AssistantMagics(Magics):
     @argument("-o", "--output", metavar="NAME", help="Store the RunResult in this variable.")
     @argument("--backend", choices=("local", "assistants"), help="Override the backend.")
     @argument("--functions", metavar="NAMES", help="Comma-separated functions to offer, or none.")
+    @argument(
+        "--var", metavar="NAME", action="append", default=[], help="Share a variable (repeatable)."
+    )
     @cell_magic
     def assistant(self, line: str, cell: str) -> None:
         """Send the cell to the assistant and stream the run live into this output.
@@ -138,7 +146,8 @@ class AssistantMagics(Magics):
             snap = self._play(backend, backend.stream_run(request, registry))
         self._adopt_thread(name, backend, request, snap)
         if args.output:
-            self._shell.user_ns[args.output] = RunResult.from_snapshot(snap)
+            result = RunResult.from_snapshot(snap, files_dir=self.files_dir)
+            self._shell.user_ns[args.output] = result
         if snap.interrupted:
             # Re-raised so "Run All" stops here, as after any interrupted cell.
             raise RunInterrupted(snap.run.get("id"), confirmed=snap.status == "cancelled")
@@ -218,7 +227,18 @@ class AssistantMagics(Magics):
             instructions=args.instructions or self.instructions or None,
             files=files,
             function_tools=registry.tools(),
+            variables=self._shared(args.var),
         )
+
+    def _shared(self, names: list[str]) -> tuple[Encoded, ...]:
+        """The ``--var`` values, encoded and described for the model."""
+        from asst_magic.variables import VariableError
+        from asst_magic.variables.notebook import shared
+
+        try:
+            return shared(names, self._shell.user_ns, limit=self.max_var_bytes)
+        except VariableError as exc:
+            raise UsageError(f"--var {exc}") from None
 
     def _offered(self, names: str | None) -> FunctionRegistry:
         """The functions this cell offers: all registered ones, or the ``--functions`` list."""
@@ -245,6 +265,11 @@ class AssistantMagics(Magics):
         if name == "auto":
             name = "assistants" if configured(self.environ) else "local"
         return name
+
+    def current_backend(self) -> Backend:
+        """The backend of the current thread (the configured one), started if need be."""
+        with _user_errors():
+            return self._backend(None)
 
     def _backend(self, choice: str | None) -> Backend:
         from asst_magic.backends.local import LocalBackend

@@ -49,9 +49,22 @@ class RunResult:
     assistant_id: str | None = None
     thread_id: str | None = None
     run_id: str | None = None
+    #: Where the magic saves files: ``/mnt/data/NAME`` in ``code`` is rewritten to it.
+    files_dir: str = "assistant_files"
+
+    @property
+    def code(self) -> str:
+        """The code the run ran as one cell (what ``%asst_code`` inserts); "" if none."""
+        from asst_magic.code_cell import code_cell, saved_names
+
+        codes = [step.code for step in self.steps]
+        if not codes:
+            return ""
+        saved = saved_names(self.messages, self.files)
+        return code_cell(self.thread_id, [(self.run_id or "?", codes)], saved, self.files_dir)
 
     @classmethod
-    def from_snapshot(cls, snap: Snapshot) -> RunResult:
+    def from_snapshot(cls, snap: Snapshot, *, files_dir: str = "assistant_files") -> RunResult:
         """Collect a finished run's snapshot into a result."""
         messages = [snap.messages[i] for kind, i in snap.order if kind == "message"]
         texts = [_text(m) for m in messages if m.get("role", "assistant") == "assistant"]
@@ -64,6 +77,7 @@ class RunResult:
             files={fid: f.get("path", "") for fid, f in snap.files.items()},
             usage=snap.run.get("usage") or {},
             error=snap.error or snap.run.get("last_error"),
+            files_dir=files_dir,
             **snap.ids,
         )
 

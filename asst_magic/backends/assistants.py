@@ -30,6 +30,9 @@ def configured(environ: Mapping[str, str]) -> bool:
 class AssistantsBackend(SDKBackend):
     """A remote Assistants API v2 service reached with ``openai.OpenAI`` or ``AzureOpenAI``."""
 
+    # Any Assistants server's code interpreter can read an attached file.
+    attaches_variables = True
+
     def __init__(
         self,
         environ: Mapping[str, str],

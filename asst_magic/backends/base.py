@@ -22,7 +22,9 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from asst_magic.accumulate import code_calls, image_ids
 
 if TYPE_CHECKING:
+    from asst_magic.backends.variables import Fetched
     from asst_magic.functions import CallOutcome, FunctionRegistry
+    from asst_magic.variables import Encoded
 
 __all__ = [
     "TICK",
@@ -72,6 +74,8 @@ class RunRequest:
     instructions: str | None = None
     files: tuple[Path, ...] = ()
     function_tools: list[dict[str, Any]] = field(default_factory=list)
+    #: ``--var`` values: defined in the thread's kernel first, or attached as files.
+    variables: tuple[Encoded, ...] = ()
 
 
 class Backend(ABC):
@@ -124,6 +128,10 @@ class Backend(ABC):
     def close(self) -> None:
         """Release what the backend started (the local server, connections)."""
         return None
+
+    def get_variable(self, thread_id: str, name: str, *, max_bytes: int) -> Fetched:
+        """The bytes of a variable in the thread's code interpreter (untrusted: decode safely)."""
+        raise BackendError(f"{type(self).__name__} cannot read the code interpreter's variables.")
 
     def stream_run(
         self, request: RunRequest, registry: FunctionRegistry | None = None

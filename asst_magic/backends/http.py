@@ -13,6 +13,7 @@ import re
 import time
 import warnings
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +30,8 @@ from asst_magic.sse import DONE, SSEDecoder
 
 if TYPE_CHECKING:
     import openai
+
+    from asst_magic.backends.variables import Fetched, VariablesAPI
 
 __all__ = ["SDKBackend", "decode_events"]
 
@@ -55,6 +58,10 @@ def decode_events(chunks: Iterator[bytes | None]) -> Iterator[RunEvent]:
 class SDKBackend(Backend):
     """Any Assistants API v2 server reachable with an ``openai`` client."""
 
+    #: ``--var`` values travel as attached files (any Assistants server) instead of
+    #: being defined in the thread's kernel through the asst-magic variables API.
+    attaches_variables = False
+
     def __init__(
         self, client: openai.OpenAI, *, hint: str, files_dir: Path = Path("assistant_files")
     ) -> None:
@@ -63,12 +70,15 @@ class SDKBackend(Backend):
         self.files_dir = files_dir
         self._hint = hint
         self._assistant_tools: dict[str, list[dict[str, Any]]] = {}
+        self._variables: VariablesAPI | None = None
         _quiet_sdk_deprecation(+1)
         self._quiet = True
 
     def close(self) -> None:
         """Close the HTTP connections; the last backend to close lets the SDK warn again."""
         self.client.close()
+        if self._variables is not None:
+            self._variables.close()
         if self._quiet:
             self._quiet = False
             _quiet_sdk_deprecation(-1)
@@ -84,6 +94,7 @@ class SDKBackend(Backend):
         with self._errors():
             assistant_id = request.assistant_id or self.default_assistant()
             options = self._run_options(request, assistant_id)
+            request, created = self._place_variables(request)
             message = self._message(request)
             if request.thread_id is None:
                 threads: Any = self.client.beta.threads.with_streaming_response
@@ -96,7 +107,42 @@ class SDKBackend(Backend):
             runs: Any = self.client.beta.threads.runs.with_streaming_response
             opened = runs.create(thread_id, **options)
         # A run that is refused leaves no unanswered message in the thread's history.
-        return self._stream(opened, undo=lambda: self._delete_message(thread_id, posted.id))
+        return self._stream(opened, undo=lambda: self._undo(thread_id, posted.id, created))
+
+    def _undo(self, thread_id: str, message_id: str, created: bool) -> None:
+        self._delete_message(thread_id, message_id)
+        if created:
+            self.delete_thread(thread_id)
+
+    # -- variables (``--var``, ``%asst_get``) ------------------------------------------
+
+    def _place_variables(self, request: RunRequest) -> tuple[RunRequest, bool]:
+        """Define ``--var`` values in the thread's kernel (a new thread is made for them)."""
+        if not request.variables or self.attaches_variables:
+            return request, False
+        created = request.thread_id is None
+        thread_id = request.thread_id or self.create_thread()
+        try:
+            for value in request.variables:
+                self._variables_api().put(
+                    thread_id, value.name, value.format, value.kind, value.data
+                )
+        except BaseException:
+            if created:
+                self.delete_thread(thread_id)
+            raise
+        return replace(request, thread_id=thread_id), created
+
+    def get_variable(self, thread_id: str, name: str, *, max_bytes: int) -> Fetched:
+        """The bytes of ``name`` from the thread's kernel (the asst-magic variables API)."""
+        return self._variables_api().get(thread_id, name, max_bytes=max_bytes)
+
+    def _variables_api(self) -> VariablesAPI:
+        from asst_magic.backends.variables import VariablesAPI
+
+        if self._variables is None:
+            self._variables = VariablesAPI(self.base_url, self.client.api_key)
+        return self._variables
 
     def submit_tool_outputs(
         self, thread_id: str, run_id: str, outputs: list[dict[str, str]]
@@ -151,17 +197,29 @@ class SDKBackend(Backend):
         return self._assistant_tools[assistant_id]
 
     def _message(self, request: RunRequest) -> dict[str, Any]:
-        message: dict[str, Any] = {"role": "user", "content": request.message}
-        if request.files:
+        from asst_magic.variables import message_block
+
+        text = request.message
+        uploads: list[tuple[str, Path | bytes]] = [(p.name, p) for p in request.files]
+        if request.variables:
+            sent = request.variables if self.attaches_variables else ()
+            attached: list[tuple[str, Path | bytes]] = [(v.name + v.suffix, v.data) for v in sent]
+            uploads += attached
+            names = [name for name, _ in attached]
+            text += message_block([v.description for v in request.variables], names)
+        message: dict[str, Any] = {"role": "user", "content": text}
+        if uploads:
             message["attachments"] = [
-                {"file_id": self._upload(path), "tools": [{"type": "code_interpreter"}]}
-                for path in request.files
+                {"file_id": self._upload(name, data), "tools": [{"type": "code_interpreter"}]}
+                for name, data in uploads
             ]
         return message
 
-    def _upload(self, path: Path) -> str:
-        with path.open("rb") as handle:
-            return self.client.files.create(file=(path.name, handle), purpose="assistants").id
+    def _upload(self, name: str, content: Path | bytes) -> str:
+        if isinstance(content, bytes):
+            return self.client.files.create(file=(name, content), purpose="assistants").id
+        with content.open("rb") as handle:
+            return self.client.files.create(file=(name, handle), purpose="assistants").id
 
     def cancel(self, thread_id: str, run_id: str | None) -> None:
         """Cancel the run (or the thread's active runs) and wait until it has stopped."""

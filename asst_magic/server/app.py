@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount
 
-from asst_magic.server.api import assistants, runs, threads
+from asst_magic.server.api import assistants, runs, threads, variables
 from asst_magic.server.api.errors import APIError, error_body
 from asst_magic.server.api.guard import Guard
 from asst_magic.server.code_interpreter.sandbox import Sandbox
@@ -70,7 +70,11 @@ def create_app(
 
     routes = runs.routes + threads.routes + assistants.routes
     app = Starlette(
-        routes=[Mount("/v1", routes=routes)],
+        routes=[
+            Mount("/v1", routes=routes),
+            # Not part of the Assistants API: kept under its own prefix.
+            Mount(variables.PREFIX, routes=variables.routes),
+        ],
         middleware=[Middleware(Guard, token=state.token, max_body_bytes=config.max_body_bytes)],
         exception_handlers={
             APIError: _api_error,

@@ -1,0 +1,1 @@
+"""Variables moved between a notebook and a thread's code-interpreter kernel (never pickled)."""
