@@ -135,7 +135,7 @@ def test_a_dataframe_goes_in_its_summary_comes_back_and_the_code_can_be_inserted
     ip: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
     ip.user_ns["df"] = SALES
-    ip.run_cell_magic("assistant", "--var df -o result", "Sum revenue by region")
+    ip.run_cell_magic("assistant", "--var df -o result", "Sum revenue by region\n")
     result = ip.user_ns["result"]
     assert result.status == "completed"
     assert result.steps[0].logs.split() == [

@@ -206,7 +206,8 @@ class SDKBackend(Backend):
             attached: list[tuple[str, Path | bytes]] = [(v.name + v.suffix, v.data) for v in sent]
             uploads += attached
             names = [name for name, _ in attached]
-            text += message_block([v.description for v in request.variables], names)
+            # The cell's trailing newline would otherwise sit between question and block.
+            text = text.rstrip() + message_block([v.description for v in request.variables], names)
         message: dict[str, Any] = {"role": "user", "content": text}
         if uploads:
             message["attachments"] = [
