@@ -201,7 +201,7 @@ def test_unsupported_missing_and_hostile_values_are_refused(ip: Any) -> None:
     with pytest.raises(UsageError) as caught:
         ip.run_line_magic("asst_get", "evil")
     assert str(caught.value).startswith(
-        "%asst_get evil: The assistant server answered 400: evil is a __main__.Evil, which "
+        "%asst_get evil: evil is a __main__.Evil, which "
         "cannot be sent back safely. Supported: pandas DataFrame or Series (Parquet)"
     )
     with pytest.raises(UsageError) as caught:
@@ -253,3 +253,14 @@ def test_a_remote_backend_gets_the_value_as_an_attached_file(ip: Any, servers: A
     (attachment,) = question.attachments or []
     assert client.files.retrieve(attachment.file_id).filename == "df.parquet"
     assert "attached as files" in question.content[0].text.value
+
+
+def test_load_registers_the_data_magics_and_unload_removes_them() -> None:
+    import asst_magic
+
+    shell = InteractiveShell()
+    asst_magic.load_ipython_extension(shell)
+    assert {"asst_get", "asst_code"} <= set(shell.magics_manager.magics["line"])
+    asst_magic.unload_ipython_extension(shell)
+    assert not {"asst_get", "asst_code"} & set(shell.magics_manager.magics["line"])
+    assert "DataMagics" not in shell.magics_manager.registry

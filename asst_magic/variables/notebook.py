@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from asst_magic.variables.codec import Encoded, VariableError, encode
@@ -27,14 +28,8 @@ def shared(
             raise VariableError(f"{name} is not defined in this notebook.")
         value = namespace[name]
         encoded = encode(name, value, limit=limit)
-        found.append(_with_description(encoded, describe(name, value)))
+        found.append(replace(encoded, description=describe(name, value)))
     return tuple(found)
-
-
-def _with_description(encoded: Encoded, description: str) -> Encoded:
-    from dataclasses import replace
-
-    return replace(encoded, description=description)
 
 
 def summary(value: Any) -> str:
