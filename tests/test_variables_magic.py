@@ -33,6 +33,7 @@ SHARED = {
     "count": 41,
 }
 MARKER = "/tmp/asst-magic-i13-pwned"  # written only if hostile code ran here
+SECRET = "/tmp/asst-magic-i13-secret.txt"  # outside every thread's working directory
 
 SUMMARY_CODE = (
     "summary = df.groupby('region', as_index=False).revenue.sum()\n"
@@ -62,6 +63,16 @@ nulls = pa.table({"a": pa.nulls(100_000_000)})
 pd.DataFrame.to_parquet = lambda self, f, **k: pq.write_table(nulls, f)
 huge = pd.DataFrame()
 """
+# Model code that swaps the file %asst_get's snippet writes for a link to a secret.
+PLANT_LINK = f"""\
+import builtins, os
+def open(path, mode="r", *args, **kwargs):
+    if str(path).startswith("/mnt/data/.asst_magic_get_"):
+        os.symlink({SECRET!r}, os.path.basename(path))
+        return builtins.open(os.devnull, mode)
+    return builtins.open(path, mode, *args, **kwargs)
+frame = {{"a": 1}}
+"""
 SHOW_TYPES = (
     "print(type(series).__name__, series.name, list(series), grid.shape, grid.dtype, "
     "config['tags'], count + 1)"
@@ -88,6 +99,7 @@ def entries() -> list[dict[str, Any]]:
         {"user": "show types" + shared, "turns": code_turns(SHOW_TYPES)},
         {"user": "total revenue" + remote, "turns": code_turns(REMOTE_CODE)},
         {"user": "just talk", "turns": [{"text": "No code."}]},
+        {"user": "plant a link", "turns": code_turns(PLANT_LINK)},
     ]
 
 
@@ -217,6 +229,17 @@ def test_unsupported_missing_and_hostile_values_are_refused(ip: Any) -> None:
         ip.run_line_magic("asst_get", "huge")
     assert not Path(MARKER).exists()  # nothing from the sandbox ran here
     assert "sneaky" not in ip.user_ns and "huge" not in ip.user_ns
+
+
+def test_a_link_planted_in_place_of_the_value_is_not_followed(ip: Any) -> None:
+    Path(SECRET).write_text("TOPSECRET")
+    ip.run_cell_magic("assistant", "", "plant a link")
+    with pytest.raises(UsageError) as caught:
+        ip.run_line_magic("asst_get", "frame")
+    assert str(caught.value).startswith(
+        "%asst_get frame: The code interpreter wrote no readable file for frame"
+    )
+    assert "frame" not in ip.user_ns and "TOPSECRET" not in str(caught.value)
 
 
 def test_values_that_cannot_go_in_are_refused_before_anything_is_posted(ip: Any) -> None:

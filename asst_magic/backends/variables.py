@@ -89,7 +89,7 @@ class VariablesAPI:
                 f"The server at {self.root} has no variables API (it is not an asst-magic "
                 "server). Ask the assistant to save the value to a file and link it instead."
             )
-        if str(error.get("code") or "").endswith(("_variable_type", "variable_too_large")):
+        if str(error.get("code") or "").startswith(("variable_", "unsupported_variable")):
             return BackendError(message)  # the server's own words name the problem and the fix
         return BackendError(f"The assistant server answered {response.status_code}: {message}")
 

@@ -100,3 +100,23 @@ def test_a_server_without_a_code_interpreter_says_so(
         response = http.get(f"/asst_magic/v1/threads/{thread}/variables/x")
     assert response.status_code == 400
     assert "runs without a code interpreter" in error(response)["message"]
+
+
+def test_a_thread_with_an_active_run_is_refused(start_server: Callable[..., ServerHandle]) -> None:
+    busy = {"type": "code_interpreter", "input": "import time\ntime.sleep(60)"}
+    handle = start_server(
+        [{"user": "wait", "turns": [{"tool_calls": [busy]}]}], code_interpreter=True
+    )
+    client = client_for(handle)
+    assistant = client.beta.assistants.create(model="replay", tools=[{"type": "code_interpreter"}])
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "wait"}])
+    run = client.beta.threads.runs.create(thread.id, assistant_id=assistant.id)
+    try:
+        with api(handle) as http:
+            response = http.get(f"/asst_magic/v1/threads/{thread.id}/variables/x")
+        assert response.status_code == 400
+        assert (
+            error(response)["message"] == f"Thread {thread.id} already has an active run {run.id}."
+        )
+    finally:
+        client.beta.threads.runs.cancel(run.id, thread_id=thread.id)
