@@ -18,7 +18,7 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from asst_magic.server.code_interpreter.sandbox import LogsOutput, Sandbox
+from asst_magic.server.code_interpreter.sandbox import Sandbox
 from asst_magic.server.variables.snippets import dump_code, load_code
 
 __all__ = ["Fetched", "VariableProblem", "get_variable", "put_variable"]
@@ -115,11 +115,8 @@ def _nonce() -> str:
 
 async def _run(sandbox: Sandbox, thread_id: str, code: str, nonce: str) -> dict[str, object]:
     """Run ``code``; the JSON status it printed after ``nonce`` (or the logs as a message)."""
-    logs: list[str] = []
-    async for output in sandbox.execute(thread_id, code):
-        if isinstance(output, LogsOutput):
-            logs.append(output.text)
-    text = "".join(logs)
+    # run_code keeps the notes meant for the user (a lost kernel) for the thread's next run.
+    text = await sandbox.run_code(thread_id, code)
     for line in reversed(text.splitlines()):
         if line.startswith(nonce + " "):
             with contextlib.suppress(ValueError):
