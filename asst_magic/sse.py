@@ -49,10 +49,12 @@ class SSEDecoder:
     Returns ``(event, data)`` pairs with ``data`` still a string, so the caller
     decides whether to parse it (``[DONE]`` is not JSON). Handles CRLF, comments,
     multi-line ``data:`` fields and chunks split anywhere, even inside a UTF-8
-    character.
+    character. With ``error_field=True`` a non-standard ``error: {...}`` line (as
+    llama.cpp's server sends a failure) becomes an ``error`` event.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, error_field: bool = False) -> None:
+        self._error_field = error_field
         self._buffer = b""
         self._event = ""
         self._data: list[str] = []
@@ -94,3 +96,6 @@ class SSEDecoder:
             self._data.append(value)
         elif field == "event":
             self._event = value
+        elif field == "error" and self._error_field:
+            self._event = "error"
+            self._data.append(value)

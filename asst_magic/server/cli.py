@@ -26,11 +26,22 @@ from asst_magic.server.launch import (
     make_server,
 )
 
-__all__ = ["NETWORK_ENV", "RECORD_ENV", "SANDBOX_ENV", "build_parser", "main", "model_settings"]
+__all__ = [
+    "CONNECT_TIMEOUT_ENV",
+    "IDLE_TIMEOUT_ENV",
+    "NETWORK_ENV",
+    "RECORD_ENV",
+    "SANDBOX_ENV",
+    "build_parser",
+    "main",
+    "model_settings",
+]
 
 RECORD_ENV = "ASST_MAGIC_RECORD_CASSETTE"
 SANDBOX_ENV = "ASST_MAGIC_CODE_SANDBOX"
 NETWORK_ENV = "ASST_MAGIC_CODE_NETWORK"
+CONNECT_TIMEOUT_ENV = "ASST_MAGIC_MODEL_CONNECT_TIMEOUT"
+IDLE_TIMEOUT_ENV = "ASST_MAGIC_MODEL_IDLE_TIMEOUT"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -144,6 +155,19 @@ def _add_model_arguments(serve: argparse.ArgumentParser) -> None:
         "--context-tokens", type=int, default=None, help="drop the oldest turns beyond this"
     )
     model.add_argument(
+        "--model-connect-timeout",
+        type=float,
+        default=None,
+        help=f"seconds to connect to it (default: ${CONNECT_TIMEOUT_ENV}, else 10)",
+    )
+    model.add_argument(
+        "--model-idle-timeout",
+        type=float,
+        default=None,
+        help="seconds it may stay silent, before or during an answer, before the run fails "
+        f"(default: ${IDLE_TIMEOUT_ENV}, else 60)",
+    )
+    model.add_argument(
         "--record-cassette",
         type=Path,
         default=None,
@@ -157,6 +181,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     token = args.token or os.environ.get(TOKEN_ENV)
     model = model_settings(args, os.environ)
+    timeouts = _timeouts(parser, args, os.environ)
     record = args.record_cassette or _env_path(os.environ.get(RECORD_ENV))
     if record is not None and model.get("model_url") is None:
         parser.error(
@@ -182,6 +207,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         code_memory_limit_bytes=args.code_memory_limit_mb * 1024**2 or None,
         context_tokens=args.context_tokens,
         record_cassette=record,
+        **timeouts,
         **model,
     )
     try:
@@ -193,6 +219,28 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _truthy(value: str | None) -> bool:
     return (value or "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _timeouts(
+    parser: argparse.ArgumentParser, args: argparse.Namespace, environ: Mapping[str, str]
+) -> dict[str, Any]:
+    """The model timeouts: flags first, then the environment; positive seconds."""
+    found: dict[str, Any] = {}
+    for field, flag, env in (
+        ("model_connect_timeout", args.model_connect_timeout, CONNECT_TIMEOUT_ENV),
+        ("model_idle_timeout", args.model_idle_timeout, IDLE_TIMEOUT_ENV),
+    ):
+        value: float | None = flag
+        if value is None and environ.get(env):
+            try:
+                value = float(environ[env])
+            except ValueError:
+                parser.error(f"${env} must be a number of seconds, not {environ[env]!r}")
+        if value is not None and value <= 0:
+            parser.error(f"{field.replace('_', '-')} must be more than 0 seconds")
+        if value is not None:
+            found[field] = value
+    return found
 
 
 def _env_path(value: str | None) -> Path | None:

@@ -21,6 +21,8 @@ class ServerConfig:
     is shut down to start another) and processes per kernel. ``code_sandbox`` is
     ``auto`` (bubblewrap where it runs, else unconfined with a warning),
     ``required`` or ``off``; ``code_network`` gives sandboxed code the network.
+    ``model_connect_timeout`` and ``model_idle_timeout`` bound connecting to the live
+    model and any silence of it (before or between stream chunks), in seconds.
     """
 
     data_dir: Path
@@ -46,4 +48,6 @@ class ServerConfig:
     model_api_key: str | None = field(default=None, repr=False)
     azure_api_version: str | None = None
     context_tokens: int | None = None
+    model_connect_timeout: float = 10.0
+    model_idle_timeout: float = 60.0
     record_cassette: Path | None = None

@@ -243,6 +243,12 @@ def _model_arguments(config: ServerConfig) -> list[str]:
         cmd += ["--context-tokens", str(config.context_tokens)]
     if config.record_cassette is not None:
         cmd += ["--record-cassette", str(config.record_cassette)]
+    # Defaults are left to the child, so its ASST_MAGIC_MODEL_*_TIMEOUT variables apply.
+    defaults = ServerConfig(config.data_dir)
+    if config.model_connect_timeout != defaults.model_connect_timeout:
+        cmd += ["--model-connect-timeout", str(config.model_connect_timeout)]
+    if config.model_idle_timeout != defaults.model_idle_timeout:
+        cmd += ["--model-idle-timeout", str(config.model_idle_timeout)]
     return cmd
 
 

@@ -53,13 +53,15 @@ class ServerState:
         if active:
             raise conflict_active_run(thread_id, active[-1]["id"])
 
-    def run_response(self, run: Obj, stream: bool, thread: Obj | None = None) -> Response:
+    def run_response(
+        self, run: Obj, stream: bool, thread: Obj | None = None, *, reasoning: bool = False
+    ) -> Response:
         """Start a committed run; stream its events, or return it (still queued)."""
         if not stream:
             response = self.json(run, poll=True)
             self.engine.start(run, None, thread)
             return response
-        events = EventStream()
+        events = EventStream(reasoning=reasoning)
         self.engine.start(run, events, thread)
         return StreamingResponse(events, headers=SSE_HEADERS)
 

@@ -261,8 +261,11 @@ def test_a_function_call_requires_action_then_completes(bridge: Callable[..., Br
     ]
     assert text_deltas(rest) == ["It is 18°C and sunny."]
     assert rest[-1].data.usage.total_tokens == 60 + 55  # both model turns
-    tool_message = chat.upstream.requests[1].body["messages"][-1]
-    assert tool_message == {"role": "tool", "tool_call_id": call.id, "content": "18°C and sunny"}
+    *_, assistant, tool_message = chat.upstream.requests[1].body["messages"]
+    # The endpoint gets its own call id back (the SDK saw ours, call.id).
+    provider_id = "call_4XzlGBLtUe9dy3GVNV4jhq7h"
+    assert [c["id"] for c in assistant["tool_calls"]] == [provider_id] != [call.id]
+    assert tool_message == {"role": "tool", "tool_call_id": provider_id, "content": "18°C and sunny"}
 
 
 def test_a_function_call_renders_with_its_answer(

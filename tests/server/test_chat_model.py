@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import email.utils
 import itertools
 import json
@@ -38,7 +39,7 @@ from asst_magic.server.models.chat import (
     ChatModelProvider,
     endpoint_from_env,
 )
-from asst_magic.server.models.chat_messages import build_messages
+from asst_magic.server.models.chat_messages import build_messages, short_call_id
 from asst_magic.server.models.partial_json import StringFieldDecoder
 from asst_magic.server.models.recorder import CassetteRecorder, RecordingModel
 from asst_magic.server.models.replay import ReplayModel
@@ -119,6 +120,18 @@ def vector(name: str) -> Reply:
     return Reply.sse((VECTORS / name).read_bytes())
 
 
+def without_echo(chunk: Chunk) -> Chunk:
+    """A ``TurnEnd`` without its provider echo (compared on its own)."""
+    assert isinstance(chunk, TurnEnd)
+    return dataclasses.replace(chunk, echo=None)
+
+
+def echoed_ids(chunk: Chunk) -> dict[int, str]:
+    """The provider tool-call ids a ``TurnEnd`` keeps for the next request, by call index."""
+    assert isinstance(chunk, TurnEnd) and chunk.echo is not None
+    return {index: call["id"] for index, call in chunk.echo.calls.items()}
+
+
 def texts(chunks: list[Chunk]) -> str:
     return "".join(c.text for c in chunks if isinstance(c, TextChunk))
 
@@ -160,7 +173,8 @@ def test_tool_call_vector_streams_function_arguments_verbatim() -> None:
     assert chunks[0] == ToolCallStart(0, "function", "get_weather")
     assert arguments(chunks, 0) == '{"city":"New York City"}'
     assert [type(c) for c in chunks[1:-1]] == [ToolCallChunk] * 7  # streamed, not buffered
-    assert chunks[-1] == TurnEnd("tool_calls", Usage(44, 16))
+    assert without_echo(chunks[-1]) == TurnEnd("tool_calls", Usage(44, 16))
+    assert echoed_ids(chunks[-1]) == {0: "call_4XzlGBLtUe9dy3GVNV4jhq7h"}  # the provider's id
     assert requests[0].body["tools"] == [WEATHER_TOOL]
 
 
@@ -173,7 +187,11 @@ def test_parallel_tool_calls_vector_keeps_calls_apart() -> None:
     ]
     assert json.loads(arguments(chunks, 0)) == {"city": "Edinburgh", "country": "GB", "units": "c"}
     assert json.loads(arguments(chunks, 1)) == {"ticker": "AAPL", "exchange": "NASDAQ"}
-    assert chunks[-1] == TurnEnd("tool_calls", Usage(149, 60))
+    assert without_echo(chunks[-1]) == TurnEnd("tool_calls", Usage(149, 60))
+    assert echoed_ids(chunks[-1]) == {
+        0: "call_JMW1whyEaYG438VE1OIflxA2",
+        1: "call_DNYTawLBoN8fj3KN6qU9N1Ou",
+    }
 
 
 def test_length_vector_ends_the_turn_as_length() -> None:
@@ -235,7 +253,7 @@ def test_python_call_code_is_decoded_as_it_arrives_even_split_inside_escapes() -
     assert "".join(code_pieces) == TRICKY_CODE
     assert len(code_pieces) > 5 and all(code_pieces)
     assert code_pieces[0] == "print("  # available long before the JSON string closes
-    assert chunks[-1] == TurnEnd("tool_calls", None)
+    assert without_echo(chunks[-1]) == TurnEnd("tool_calls", None)
     assert "stream_options" in requests[0].body
 
 
@@ -270,13 +288,15 @@ def test_tool_calls_sent_whole_in_one_chunk_without_index_or_usage() -> None:
     # Ollama-style: the whole answer in one chunk, finish_reason "stop" next to the calls.
     body = sse_body([chunk({"role": "assistant", "content": "", "tool_calls": calls}, "stop")])
     chunks, _ = stream_with([Reply.sse(body)], request(tools=[CODE_INTERPRETER, WEATHER_TOOL]))
-    assert chunks == [
+    last = chunks[-1]
+    assert [*chunks[:-1], without_echo(last)] == [
         ToolCallStart(0, "code_interpreter"),
         ToolCallChunk(0, "1 + 1"),
         ToolCallStart(1, "function", "get_weather"),
         ToolCallChunk(1, '{"city": "Oslo"}'),
         TurnEnd("tool_calls", None),
     ]
+    assert echoed_ids(last) == {0: "call_a", 1: "call_b"}
 
 
 def test_text_stream_without_usage_ends_with_no_usage() -> None:
@@ -431,11 +451,14 @@ def test_earlier_turns_become_messages_with_grouped_tool_calls() -> None:
         {"code": "print(1)"},
     ]
     assert [c["function"]["name"] for c in round_one["tool_calls"]] == ["python", "python"]
-    assert messages[3] == {"role": "tool", "tool_call_id": "call_1", "content": "(no output)"}
-    assert messages[4] == {"role": "tool", "tool_call_id": "call_2", "content": "1\n"}
+    # No provider id was kept for these calls: each gets a 9-letter id made from ours.
+    ids = [short_call_id(f"call_{n}") for n in (1, 2, 3)]
+    assert [c["id"] for c in round_one["tool_calls"]] == ids[:2]
+    assert messages[3] == {"role": "tool", "tool_call_id": ids[0], "content": "(no output)"}
+    assert messages[4] == {"role": "tool", "tool_call_id": ids[1], "content": "1\n"}
     assert messages[7]["tool_calls"] == [
         {
-            "id": "call_3",
+            "id": ids[2],
             "type": "function",
             "function": {"name": "get_weather", "arguments": '{"city":"Oslo"}'},
         }
@@ -483,7 +506,7 @@ def test_last_messages_truncation_keeps_tool_rounds_whole() -> None:
     truncation = {"type": "last_messages", "last_messages": 3}
     messages = build_messages(request(*long_history(), options={"truncation": truncation}))
     assert [m["role"] for m in messages] == ["system", "assistant", "tool", "assistant", "user"]
-    assert messages[1]["tool_calls"][0]["id"] == "call_1"
+    assert messages[1]["tool_calls"][0]["id"] == short_call_id("call_1")
 
 
 def test_run_options_reach_the_endpoint_in_chat_completions_terms() -> None:
@@ -586,7 +609,7 @@ def test_recorded_run_is_a_valid_cassette_that_replays_the_same_chunks(tmp_path:
     replayed = [collect(replay, first), collect(replay, second)]
     assert [turn[:-1] for turn in replayed] == [turn[:-1] for turn in live_turns]
     assert [turn[-1].finish for turn in replayed] == ["tool_calls", "stop"]  # type: ignore[union-attr]
-    assert replayed[0][-1] == live_turns[0][-1]
+    assert replayed[0][-1] == without_echo(live_turns[0][-1])
 
 
 async def two_turns(

@@ -26,7 +26,7 @@ from asst_magic.server.api.validate import (
 )
 from asst_magic.server.ids import new_id
 from asst_magic.server.objects import ACTIVE_RUN_STATUSES, list_object, run_object
-from asst_magic.server.runs.streams import EventStream
+from asst_magic.server.runs.streams import REASONING_HEADER, EventStream
 from asst_magic.server.state import SSE_HEADERS, ServerState, state_of
 
 __all__ = ["routes"]
@@ -65,7 +65,7 @@ async def create_run(request: Request) -> Response:
         for message in extra:
             state.store.put("message", message)
         state.store.put("run", run)
-    return state.run_response(run, stream)
+    return state.run_response(run, stream, reasoning=_wants_reasoning(request))
 
 
 async def create_thread_and_run(request: Request) -> Response:
@@ -85,7 +85,7 @@ async def create_thread_and_run(request: Request) -> Response:
         for message in messages:
             state.store.put("message", message)
         state.store.put("run", run)
-    return state.run_response(run, stream, thread_event)
+    return state.run_response(run, stream, thread_event, reasoning=_wants_reasoning(request))
 
 
 def _empty_resources() -> Obj:
@@ -136,9 +136,14 @@ async def submit_tool_outputs(request: Request) -> Response:
     outputs = _tool_outputs(state.engine.pending_calls(run["id"]), body.get("tool_outputs"))
     if not stream:
         return state.json(state.engine.submit(run["id"], outputs, None), poll=True)
-    events = EventStream()
+    events = EventStream(reasoning=_wants_reasoning(request))
     state.engine.submit(run["id"], outputs, events)
     return StreamingResponse(events, headers=SSE_HEADERS)
+
+
+def _wants_reasoning(request: Request) -> bool:
+    """Whether the client asked for the model's reasoning as extra events (see streams)."""
+    return request.headers.get(REASONING_HEADER, "").strip().lower() in ("1", "true", "yes")
 
 
 def _tool_outputs(expected: list[str], raw: Any) -> dict[str, str]:

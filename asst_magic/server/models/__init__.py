@@ -105,6 +105,8 @@ def _chat_provider(config: ServerConfig) -> ModelProvider:
         config.model,
         azure_api_version=config.azure_api_version,
         context_tokens=config.context_tokens,
+        connect_timeout=config.model_connect_timeout,
+        idle_timeout=config.model_idle_timeout,
     )
     if config.record_cassette is not None:
         model = RecordingModel(model, CassetteRecorder(config.record_cassette))

@@ -21,10 +21,12 @@ __all__ = [
     "ConversationItem",
     "Model",
     "ModelError",
+    "ReasoningChunk",
     "TextChunk",
     "ToolCallChunk",
     "ToolCallRecord",
     "ToolCallStart",
+    "TurnEcho",
     "TurnEnd",
     "TurnRequest",
     "Usage",
@@ -38,6 +40,13 @@ __all__ = [
 @dataclass(frozen=True, slots=True)
 class TextChunk:
     """A piece of the assistant's message text."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReasoningChunk:
+    """A piece of the model's visible reasoning (``reasoning_content``): shown, never answered."""
 
     text: str
 
@@ -74,19 +83,45 @@ class Usage:
 
 
 @dataclass(frozen=True, slots=True)
+class TurnEcho:
+    """What the provider said that its next request must carry back, exactly.
+
+    ``fields`` are the assistant message's own extra keys (``reasoning_content``,
+    ``reasoning``, unknown ones); ``calls`` maps a call's index in the turn to its
+    provider id and extra keys (``extra_content``). ``source`` names the endpoint:
+    an echo is only sent back to the endpoint that sent it.
+
+    >>> TurnEcho("http://x/v1", {"reasoning": "Hm."}, {0: {"id": "a1B2c3D4e"}}).as_json()["calls"]
+    {'0': {'id': 'a1B2c3D4e'}}
+    """
+
+    source: str
+    fields: dict[str, Any] = field(default_factory=dict)
+    calls: dict[int, dict[str, Any]] = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, Any]:
+        """A JSON-safe dict (call indexes as strings), as stored."""
+        calls = {str(index): call for index, call in self.calls.items()}
+        return {"source": self.source, "fields": self.fields, "calls": calls}
+
+
+@dataclass(frozen=True, slots=True)
 class TurnEnd:
     """The last chunk of a turn.
 
     ``finish`` is ``"stop"`` (the answer is complete), ``"tool_calls"`` (run the
-    calls, then ask for the next turn) or ``"length"`` (cut off: the run ends
-    ``incomplete``).
+    calls, then ask for the next turn), ``"length"`` (cut off by the token limit:
+    the run ends ``incomplete``) or ``"other"`` (the provider stopped for a reason
+    of its own, named in ``reason``: the run ends ``incomplete`` with that reason).
     """
 
-    finish: Literal["stop", "tool_calls", "length"] = "stop"
+    finish: Literal["stop", "tool_calls", "length", "other"] = "stop"
     usage: Usage | None = None
+    reason: str | None = None
+    echo: TurnEcho | None = None
 
 
-Chunk = TextChunk | ToolCallStart | ToolCallChunk | TurnEnd
+Chunk = TextChunk | ReasoningChunk | ToolCallStart | ToolCallChunk | TurnEnd
 
 
 class ModelError(Exception):
@@ -114,7 +149,11 @@ class UserText:
 
 @dataclass(frozen=True, slots=True)
 class AssistantText:
+    """An assistant message; ``id`` is its message id, ``turn`` its turn record."""
+
     text: str
+    id: str = ""
+    turn: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +165,8 @@ class ToolCallRecord:
     name: str | None
     arguments: str  # the code, for code_interpreter
     output: str
+    step_id: str = ""  # calls of one step were one model turn
+    turn: dict[str, Any] | None = None  # the turn record (message ids, provider echo)
 
 
 ConversationItem = UserText | AssistantText | ToolCallRecord

@@ -25,14 +25,17 @@ from urllib.parse import urlsplit
 import httpx2
 import openai
 
-from asst_magic.server.models.base import Chunk, Model, ModelError, TurnRequest
+from asst_magic.server.models.base import Chunk, Model, ModelError, TurnEnd, TurnRequest
 from asst_magic.server.models.chat_errors import (
     connection_error,
     display_url,
+    ended_early,
+    idle_timeout_error,
     is_retryable,
     provider_message,
     retry_after,
     scrub,
+    sentence,
     status_error,
 )
 from asst_magic.server.models.chat_messages import (
@@ -56,6 +59,10 @@ DEFAULT_AZURE_API_VERSION = "2024-10-21"
 _NO_KEY = "no-key"
 _PASSED_OPTIONS = ("top_p", "response_format", "parallel_tool_calls", "tool_choice")
 _TOOL_OPTIONS = frozenset({"parallel_tool_calls", "tool_choice"})
+DEFAULT_CONNECT_TIMEOUT = 10.0
+# Seconds with no byte from the model (before the answer starts, or between chunks) before
+# the run fails; servers that think for long send keep-alive comments, which count.
+DEFAULT_IDLE_TIMEOUT = 60.0
 
 Sleep = Callable[[float], Awaitable[None]]
 
@@ -97,8 +104,10 @@ class ChatCompletionsModel:
     """Streams turns from a Chat Completions endpoint (see ``Model`` in ``base``).
 
     The configured ``model`` names the endpoint's model; when it is empty the
-    run's own model name is sent. ``sleep``, ``clock`` and ``backoff`` are seams
-    for retry timing (tests pass a ``sleep`` that records instead of waiting).
+    run's own model name is sent. ``connect_timeout`` bounds connecting,
+    ``idle_timeout`` any silence of the endpoint (waiting for the answer to start,
+    or between chunks). ``sleep``, ``clock`` and ``backoff`` are seams for retry
+    timing (tests pass a ``sleep`` that records instead of waiting).
     """
 
     def __init__(
@@ -110,6 +119,8 @@ class ChatCompletionsModel:
         azure_api_version: str | None = None,
         max_retries: int = 3,
         context_tokens: int | None = None,
+        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+        idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
         http_client: httpx2.AsyncClient | None = None,
         backoff: float = 0.5,
         max_retry_after: float = 60.0,
@@ -124,8 +135,10 @@ class ChatCompletionsModel:
         self._api_key = api_key
         self._backoff, self._max_retry_after = backoff, max_retry_after
         self._sleep, self._clock = sleep, clock
+        self.idle_timeout = idle_timeout
         self._include_usage = True  # dropped for good if the server rejects stream_options
-        self._client = _make_client(base_url, api_key, azure_api_version, http_client)
+        timeout = httpx2.Timeout(idle_timeout, connect=connect_timeout)
+        self._client = _make_client(base_url, api_key, azure_api_version, http_client, timeout)
 
     @classmethod
     def from_env(
@@ -166,20 +179,39 @@ class ChatCompletionsModel:
         """Stream one turn; ends with one ``TurnEnd``; raises ``ModelError``."""
         code_tool = CODE_TOOL_NAME if offers_code_interpreter(request) else None
         translator = StreamTranslator(code_tool)
+        params = self._params(request)
         async with AsyncExitStack() as stack:
-            response = await self._open(stack, self._params(request))
+            response = await self._open(stack, params)
             async for data in self._stream_chunks(response):
                 for chunk in translator.feed(data):
                     yield chunk
-        for chunk in translator.finish():
+        for chunk in translator.closing_chunks():
             yield chunk
+        yield self._turn_end(translator, params["model"])
+
+    def source(self, model: str) -> str:
+        """Who answers: provider fields go back only to the endpoint and model that sent them."""
+        return f"{display_url(self.base_url)}#{model}"
+
+    def _turn_end(self, translator: StreamTranslator, model: str) -> TurnEnd:
+        """The turn's end, once the provider said it finished; else the run fails."""
+        if translator.finish_reason is None:
+            raise ended_early(self.base_url, translator.produced)
+        if translator.finish_reason == "error":
+            raise ModelError(
+                f"The model endpoint {display_url(self.base_url)} ended the answer with an error "
+                "(finish_reason 'error') and sent no message. Run again."
+            )
+        return translator.finish(self.source(model))
 
     # ── The request ──────────────────────────────────────────────────────────
 
     def _params(self, request: TurnRequest) -> dict[str, Any]:
         params: dict[str, Any] = {
             "model": self.model or request.model,
-            "messages": build_messages(request, self._context_budget(request)),
+            "messages": build_messages(
+                request, self._context_budget(request), self.source(self.model or request.model)
+            ),
             "stream": True,
         }
         tools = build_tools(request)
@@ -237,6 +269,8 @@ class ChatCompletionsModel:
                     attempt + 1,
                     self.max_retries,
                 )
+            except openai.APITimeoutError:
+                raise idle_timeout_error(self.base_url, self.idle_timeout, started=False) from None
             except openai.APIConnectionError as exc:
                 delay = self._connection_retry_delay(exc, attempt)
             await self._sleep(delay)
@@ -274,9 +308,9 @@ class ChatCompletionsModel:
     def _connection_retry_delay(self, exc: openai.APIConnectionError, attempt: int) -> float:
         """Backoff for a dropped connection; raise at once when nothing listens or time ran out."""
         refused = _is_refused(exc)
-        if refused or isinstance(exc, openai.APITimeoutError) or attempt >= self.max_retries:
-            detail = "timed out" if isinstance(exc, openai.APITimeoutError) else _cause_text(exc)
-            raise connection_error(self.base_url, refused, scrub(detail, self._api_key)) from None
+        if refused or attempt >= self.max_retries:
+            detail = scrub(_cause_text(exc), self._api_key)
+            raise connection_error(self.base_url, refused, detail) from None
         return self._backoff * 2**attempt
 
     # ── The response ─────────────────────────────────────────────────────────
@@ -288,36 +322,43 @@ class ChatCompletionsModel:
             if "json" in content_type and "event-stream" not in content_type:
                 yield completion_as_chunk(json.loads(await response.read()))
                 return
-            decoder = SSEDecoder()
+            decoder = SSEDecoder(error_field=True)
             async for raw in response.iter_bytes():
-                for _event, data in decoder.feed(raw):
+                for event, data in decoder.feed(raw):
                     if data.strip() == DONE:
                         return
-                    yield self._parse(data)
-            for _event, data in decoder.flush():
+                    yield self._parse(event, data)
+            for event, data in decoder.flush():
                 if data.strip() != DONE:
-                    yield self._parse(data)
+                    yield self._parse(event, data)
+        except (httpx2.TimeoutException, openai.APITimeoutError):
+            raise idle_timeout_error(self.base_url, self.idle_timeout, started=True) from None
         except (httpx2.HTTPError, openai.APIConnectionError) as exc:
             raise ModelError(
                 f"The connection to the model server at {display_url(self.base_url)} broke "
                 f"mid-answer ({type(exc).__name__}). Run again."
             ) from None
 
-    def _parse(self, data: str) -> dict[str, Any]:
+    def _parse(self, event: str, data: str) -> dict[str, Any]:
         try:
             chunk = json.loads(data)
         except ValueError:
+            if event == "error":  # an error frame whose data is plain text
+                raise self._stream_error(data) from None
             raise ModelError(
                 f"The model server at {display_url(self.base_url)} sent a stream chunk that is "
                 f"not JSON: {scrub(data[:200], self._api_key)!r}. Is the URL a Chat Completions "
                 "endpoint?"
             ) from None
-        if not isinstance(chunk, dict):
-            return {}
-        if chunk.get("error"):
-            message = provider_message(chunk, self._api_key)
-            raise ModelError(f"The model endpoint {display_url(self.base_url)} failed: {message}.")
-        return chunk
+        if event == "error" or _is_error_frame(chunk):
+            raise self._stream_error(chunk)
+        return chunk if isinstance(chunk, dict) else {}
+
+    def _stream_error(self, body: object) -> ModelError:
+        """An error the provider sent inside the stream (``error:`` frame or error chunk)."""
+        message = provider_message(body, self._api_key)
+        where = display_url(self.base_url)
+        return ModelError(sentence(f"The model endpoint {where} failed mid-answer: {message}"))
 
 
 class ChatModelProvider:
@@ -347,21 +388,27 @@ class ChatModelProvider:
 
 
 def _make_client(
-    base_url: str, api_key: str | None, azure_api_version: str | None, http_client: Any
+    base_url: str,
+    api_key: str | None,
+    azure_api_version: str | None,
+    http_client: Any,
+    timeout: httpx2.Timeout,
 ) -> openai.AsyncOpenAI:
     # Retries are ours (see _open), so that Retry-After and backoff are testable.
     key = api_key or _NO_KEY
+    common: dict[str, Any] = {"max_retries": 0, "http_client": http_client, "timeout": timeout}
     if azure_api_version:
         return openai.AsyncAzureOpenAI(
-            azure_endpoint=base_url,
-            api_key=key,
-            api_version=azure_api_version,
-            max_retries=0,
-            http_client=http_client,
+            azure_endpoint=base_url, api_key=key, api_version=azure_api_version, **common
         )
-    return openai.AsyncOpenAI(
-        base_url=base_url, api_key=key, max_retries=0, http_client=http_client
-    )
+    return openai.AsyncOpenAI(base_url=base_url, api_key=key, **common)
+
+
+def _is_error_frame(chunk: object) -> bool:
+    """``{"error": ...}`` (Ollama, OpenRouter, old llama.cpp) or vLLM's ``{"object": "error"}``."""
+    if isinstance(chunk, list):
+        return any(_is_error_frame(item) for item in chunk)
+    return isinstance(chunk, dict) and bool(chunk.get("error") or chunk.get("object") == "error")
 
 
 def _tool_choice(choice: Any) -> Any:

@@ -1,15 +1,21 @@
 """Translate Chat Completions stream chunks (parsed JSON dicts) into model chunks.
 
-Liberal in what it accepts, because local servers differ: ``tool_calls`` sent
-whole in one chunk, calls without ``index`` (matched by ``id``), arguments sent
-as an object instead of text, ``finish_reason: stop`` next to tool calls, no
-``usage``, a plain (non-streamed) completion.
+Liberal in what it accepts, because providers differ: ``tool_calls`` sent whole
+in one chunk, calls without ``index`` (matched by ``id``), arguments sent as an
+object instead of text, ``finish_reason: stop`` next to tool calls, no
+``usage``, content as a string or a list of parts, reasoning as
+``reasoning_content`` or ``reasoning``, a plain (non-streamed) completion.
+Strict in one thing: a turn ends only when the provider named a finish reason.
+
+Whatever the provider said that the next request must carry back (its tool-call
+ids, ``reasoning_content``, ``extra_content``, unknown keys) is collected into
+the turn's ``TurnEcho``.
 
 >>> translator = StreamTranslator(code_tool="python")
 >>> translator.feed({"choices": [{"delta": {"content": "Hi"}, "finish_reason": "stop"}]})
 [TextChunk(text='Hi')]
->>> translator.finish()
-[TurnEnd(finish='stop', usage=None)]
+>>> translator.finish("http://127.0.0.1:11434/v1#llama3.1").finish
+'stop'
 """
 
 from __future__ import annotations
@@ -20,25 +26,67 @@ from typing import Any, Literal
 
 from asst_magic.server.models.base import (
     Chunk,
+    ReasoningChunk,
     TextChunk,
     ToolCallChunk,
     ToolCallStart,
+    TurnEcho,
     TurnEnd,
     Usage,
 )
 from asst_magic.server.models.partial_json import StringFieldDecoder
 
-__all__ = ["StreamTranslator", "completion_as_chunk"]
+__all__ = ["StreamTranslator", "completion_as_chunk", "merge_delta"]
 
-Finish = Literal["stop", "tool_calls", "length"]
+Finish = Literal["stop", "tool_calls", "length", "other"]
 _FINISH: dict[str, Finish] = {
     "stop": "stop",
+    "eos": "stop",  # some local servers
+    "end_turn": "stop",
     "length": "length",
+    "max_tokens": "length",
+    "model_length": "length",  # Mistral: the context window is full
     "tool_calls": "tool_calls",
     "function_call": "tool_calls",
-    # Cut short by the provider's filter: the answer is incomplete, as with length.
-    "content_filter": "length",
+    "tool_use": "tool_calls",
 }
+# Delta keys the bridge understands itself; every other key is the provider's, echoed back.
+_OWN_KEYS = frozenset({"role", "content", "refusal", "tool_calls", "function_call", "annotations"})
+_CALL_KEYS = frozenset({"index", "id", "type", "function"})
+_REASONING_KEYS = ("reasoning_content", "reasoning")
+
+
+def merge_delta(into: dict[str, Any], delta: dict[str, Any]) -> None:
+    """Accumulate a streamed delta: strings append, dicts merge, lists merge by ``index``.
+
+    >>> seen = {}
+    >>> merge_delta(seen, {"reasoning": "Let"}); merge_delta(seen, {"reasoning": " me"})
+    >>> seen
+    {'reasoning': 'Let me'}
+    """
+    for key, value in delta.items():
+        if value is None:
+            continue
+        old = into.get(key)
+        if isinstance(old, str) and isinstance(value, str):
+            into[key] = old + value
+        elif isinstance(old, dict) and isinstance(value, dict):
+            merge_delta(old, value)
+        elif isinstance(old, list) and isinstance(value, list):
+            _merge_list(old, value)
+        else:
+            into[key] = json.loads(json.dumps(value))  # a copy: later merges must not alias
+
+
+def _merge_list(old: list[Any], items: list[Any]) -> None:
+    for item in items:
+        index = item.get("index") if isinstance(item, dict) else None
+        same = [o for o in old if isinstance(o, dict) and o.get("index") == index]
+        match = same[0] if same and index is not None else None
+        if match is None:
+            old.append(json.loads(json.dumps(item)))
+        else:
+            merge_delta(match, item)
 
 
 @dataclass
@@ -50,6 +98,7 @@ class _Call:
     name: str = ""
     pending: list[str] = field(default_factory=list)  # arguments that arrived before the name
     code: StringFieldDecoder | None = None
+    extra: dict[str, Any] = field(default_factory=dict)  # provider keys (extra_content, ...)
 
     @property
     def started(self) -> bool:
@@ -79,47 +128,90 @@ class _Call:
         rest = self.code.finish() if self.code is not None else ""
         return [ToolCallChunk(self.index, rest)] if rest else []
 
+    def echo(self) -> dict[str, Any]:
+        """The provider's id and extra keys, as the next request must carry them."""
+        return {"id": self.id, **self.extra} if self.id else dict(self.extra)
+
 
 class StreamTranslator:
-    """Feed parsed stream chunks in order; ``finish`` returns the closing chunks."""
+    """Feed parsed stream chunks in order; ``finish`` returns the closing ``TurnEnd``."""
 
     def __init__(self, code_tool: str | None) -> None:
         self._code_tool = code_tool  # the function name that means "code interpreter"
         self._calls: list[_Call] = []
         self._by_key: dict[object, _Call] = {}
-        self._finish_reason: str | None = None
+        self._fields: dict[str, Any] = {}
+        self.finish_reason: str | None = None
+        self.produced = False  # any text or call arrived
         self._usage: Usage | None = None
 
     def feed(self, chunk: dict[str, Any]) -> list[Chunk]:
         """The model chunks carried by one stream chunk."""
         usage = chunk.get("usage")
+        groq = chunk.get("x_groq")
+        if not isinstance(usage, dict) and isinstance(groq, dict):
+            usage = groq.get("usage")  # Groq's last chunk carries usage here
         if isinstance(usage, dict):
             self._usage = _usage(usage)
         out: list[Chunk] = []
         for choice in chunk.get("choices") or ():
             if isinstance(choice, dict) and choice.get("index", 0) == 0:
                 self._on_choice(choice, out)
+        self.produced = self.produced or any(not isinstance(c, ReasoningChunk) for c in out)
         return out
 
-    def finish(self) -> list[Chunk]:
-        """Flush the calls' last decoded pieces, then the ``TurnEnd``."""
-        out = [chunk for call in self._calls for chunk in call.close(self._code_tool)]
-        return [*out, TurnEnd(self._finish(), self._usage)]
+    def closing_chunks(self) -> list[Chunk]:
+        """The calls' last decoded pieces."""
+        return [chunk for call in self._calls for chunk in call.close(self._code_tool)]
+
+    def finish(self, source: str) -> TurnEnd:
+        """The ``TurnEnd``: how the provider finished, usage, and what to echo to ``source``."""
+        reason = self.finish_reason or ""
+        finish: Finish = _FINISH.get(reason, "other")
+        if finish in ("stop", "tool_calls"):
+            finish = "tool_calls" if self._calls else "stop"
+        calls = {c.index: c.echo() for c in self._calls if c.echo()}
+        echo = TurnEcho(source, self._fields, calls) if self._fields or calls else None
+        return TurnEnd(finish, self._usage, reason if finish == "other" else None, echo)
 
     def _on_choice(self, choice: dict[str, Any], out: list[Chunk]) -> None:
         delta = choice.get("delta") or choice.get("message") or {}
+        if not isinstance(delta, dict):
+            delta = {}
         for key in ("content", "refusal"):
+            self._on_content(delta.get(key), out)
+        for key in _REASONING_KEYS:
             text = delta.get(key)
             if isinstance(text, str) and text:
-                out.append(TextChunk(text))
+                out.append(ReasoningChunk(text))
+        merge_delta(self._fields, {k: v for k, v in delta.items() if k not in _OWN_KEYS})
         for call in delta.get("tool_calls") or ():
             if isinstance(call, dict):
                 self._on_tool_call(call, out)
         if choice.get("finish_reason"):
-            self._finish_reason = str(choice["finish_reason"])
+            self.finish_reason = str(choice["finish_reason"])
+
+    def _on_content(self, content: Any, out: list[Chunk]) -> None:
+        """Text from a string, or from a list of parts (text, refusal, Magistral's thinking)."""
+        if isinstance(content, str):
+            if content:
+                out.append(TextChunk(content))
+            return
+        if not isinstance(content, list):
+            return
+        for part in content:
+            if isinstance(part, str):
+                self._on_content(part, out)
+            elif isinstance(part, dict) and part.get("type") == "thinking":
+                thought = _parts_text(part.get("thinking"))
+                if thought:
+                    out.append(ReasoningChunk(thought))
+            elif isinstance(part, dict):
+                self._on_content(part.get("text") or part.get("refusal"), out)
 
     def _on_tool_call(self, delta: dict[str, Any], out: list[Chunk]) -> None:
         call = self._call_for(delta)
+        merge_delta(call.extra, {k: v for k, v in delta.items() if k not in _CALL_KEYS})
         function = delta.get("function") or {}
         name = function.get("name")
         if isinstance(name, str) and name and not call.started:
@@ -144,17 +236,13 @@ class StreamTranslator:
             # Neither index nor id: a name starts a new call, anything else continues the last.
             known = self._calls[-1] if self._calls and not _has_name(delta) else None
         if known is not None and not (call_id and known.id and call_id != known.id):
+            if call_id and not known.id:
+                known.id = call_id
             return known
         call = _Call(len(self._calls), id=call_id)
         self._calls.append(call)
         self._by_key[key] = call
         return call
-
-    def _finish(self) -> Finish:
-        reason = _FINISH.get(self._finish_reason or "", "stop")
-        if reason == "length":
-            return "length"
-        return "tool_calls" if self._calls else "stop"
 
 
 def completion_as_chunk(completion: dict[str, Any]) -> dict[str, Any]:
@@ -169,6 +257,14 @@ def completion_as_chunk(completion: dict[str, Any]) -> dict[str, Any]:
         if isinstance(c, dict)
     ]
     return {"choices": choices, "usage": completion.get("usage")}
+
+
+def _parts_text(parts: Any) -> str:
+    if isinstance(parts, str):
+        return parts
+    if isinstance(parts, list):
+        return "".join(_parts_text(p.get("text") if isinstance(p, dict) else p) for p in parts)
+    return ""
 
 
 def _has_name(delta: dict[str, Any]) -> bool:

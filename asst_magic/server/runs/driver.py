@@ -15,6 +15,7 @@ from asst_magic.server.code_interpreter.sandbox import Sandbox
 from asst_magic.server.models import ModelRegistry
 from asst_magic.server.models.base import (
     ModelError,
+    ReasoningChunk,
     TextChunk,
     ToolCallChunk,
     ToolCallStart,
@@ -24,6 +25,7 @@ from asst_magic.server.models.base import (
 from asst_magic.server.runs.steps import MessageWriter, RunContext, ToolCall, ToolStepWriter
 from asst_magic.server.runs.streams import EventStream, closing
 from asst_magic.server.runs.tooling import CodeRunner, ToolFailure, build_request
+from asst_magic.server.runs.turns import save_turn
 from asst_magic.sse import encode_error
 
 __all__ = ["RunDriver"]
@@ -52,6 +54,7 @@ class RunDriver:
         self._message: MessageWriter | None = None
         self._tools: ToolStepWriter | None = None
         self._images: list[str] = []
+        self._turn_messages: list[str] = []  # ids of the messages the current turn wrote
 
     @property
     def run(self) -> Obj:
@@ -108,6 +111,7 @@ class RunDriver:
         request = build_request(self.ctx, self.turn_index, model)
         end = TurnEnd()
         self._tools = None
+        self._turn_messages = []
         async with closing(model.turn(request)) as chunks:
             count = 0
             async for chunk in chunks:
@@ -121,6 +125,8 @@ class RunDriver:
         match chunk:
             case TextChunk(text=text):
                 self._open_message().append(text)
+            case ReasoningChunk(text=text):
+                self.ctx.reasoning(text)
             case ToolCallStart(index=index, type=kind, name=name):
                 self._close_message_early()
                 self._open_tools().start(index, kind, name)
@@ -141,14 +147,15 @@ class RunDriver:
     async def _after_turn(self, end: TurnEnd) -> bool:
         usage = self._count(end.usage)
         tools = self._tools
-        if end.finish == "length":
-            self._finish_message("incomplete", usage)
-            self._end("incomplete", incomplete_details={"reason": "max_completion_tokens"})
+        self._remember(end, tools)
+        if end.finish in ("length", "other"):
+            self._stop_incomplete(end, usage)
             return False
         if tools is None or not tools.calls:
             self._finish_message("completed", usage)
             self._end("completed", completed_at=self.ctx.now())
             return False
+        self._close_message_early()  # text the model wrote after its calls, in the same turn
         tools.usage = usage
         await self._run_code(tools)
         functions = [c for c in tools.calls if c.type == "function"]
@@ -157,6 +164,33 @@ class RunDriver:
             return False
         tools.finish("completed")
         return True
+
+    def _remember(self, end: TurnEnd, tools: ToolStepWriter | None) -> None:
+        """Store the turn's record (its messages, and what the provider needs echoed)."""
+        calls = tools.calls if tools is not None else []
+        anchor = tools.step["id"] if tools is not None and calls else None
+        if anchor is None and (end.echo is None or not self._turn_messages):
+            return
+        call_ids = {call.index: call.id for call in calls}
+        anchor = anchor or self._turn_messages[0]
+        save_turn(self.ctx.store, self.run, anchor, self._turn_messages, end.echo, call_ids)
+
+    def _stop_incomplete(self, end: TurnEnd, usage: Obj) -> None:
+        """The provider stopped short (token limit, filter, a reason of its own)."""
+        if end.finish == "length":
+            reason, message_reason = "max_completion_tokens", "max_tokens"
+        else:
+            reason = message_reason = end.reason or "unknown"
+        self._finish_message("incomplete", usage, reason=message_reason)
+        tools, self._tools = self._tools, None
+        if tools is not None:
+            why = "hit its token limit" if end.finish == "length" else f"stopped ({reason})"
+            error = {
+                "code": "server_error",
+                "message": f"The model {why} before finishing its tool calls, so none was run.",
+            }
+            tools.finish("failed", error)
+        self._end("incomplete", incomplete_details={"reason": reason})
 
     async def _run_code(self, tools: ToolStepWriter) -> None:
         for call in tools.calls:
@@ -199,13 +233,14 @@ class RunDriver:
             self._message = MessageWriter(self.ctx, self._images)
             self._images = []
             self._message.open()
+            self._turn_messages.append(self._message.message["id"])
         return self._message
 
     def _close_message_early(self) -> None:
         if self._message is not None:
             self._finish_message("completed", objects.usage_object(0, 0))
 
-    def _finish_message(self, status: str, usage: Obj | None) -> None:
+    def _finish_message(self, status: str, usage: Obj | None, reason: str = "max_tokens") -> None:
         if self._message is None and self._images and status == "completed":
             self._open_message()
         writer, self._message = self._message, None
@@ -214,7 +249,7 @@ class RunDriver:
         annotations = self.code.annotations(writer.text) if status == "completed" else []
         if annotations:
             writer.annotate(annotations)
-        writer.finish(status, usage, annotations)
+        writer.finish(status, usage, annotations, reason=reason)
 
     def _open_tools(self) -> ToolStepWriter:
         if self._tools is None:

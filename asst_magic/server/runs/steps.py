@@ -14,7 +14,7 @@ from typing import Any
 
 from asst_magic.server import objects
 from asst_magic.server.ids import new_id
-from asst_magic.server.runs.streams import SLOT, DeltaTemplate, EventStream
+from asst_magic.server.runs.streams import REASONING_EVENT, SLOT, DeltaTemplate, EventStream
 from asst_magic.server.store import Store
 from asst_magic.server.wire import encode_event_safely
 
@@ -40,6 +40,12 @@ class RunContext:
         """Send one event to the listening response, if any."""
         if self.stream is not None:
             self.stream.push(encode_event_safely(event, data))
+
+    def reasoning(self, text: str) -> None:
+        """Send a piece of the model's reasoning, only to a response that asked for it."""
+        if self.stream is not None and self.stream.reasoning:
+            data = {"object": REASONING_EVENT, "run_id": self.run["id"], "delta": {"text": text}}
+            self.stream.push(encode_event(REASONING_EVENT, data))
 
     def push(self, chunk: bytes) -> None:
         """Send one pre-encoded event."""

@@ -17,6 +17,7 @@ from asst_magic.server.models.base import (
 )
 from asst_magic.server.runs.steps import RunContext, ToolCall, ToolStepWriter
 from asst_magic.server.runs.streams import closing
+from asst_magic.server.runs.turns import turn_of
 
 __all__ = [
     "CodeRunner",
@@ -127,20 +128,22 @@ def _conversation(
             break
     items: list[ConversationItem] = []
     for obj in reversed(newest):
+        turn = turn_of(ctx.store, obj)
         if obj["object"] == "thread.message":
-            items.append(_message_item(ctx, obj))
+            items.append(_message_item(ctx, obj, turn))
         elif obj["type"] == "tool_calls" and obj["status"] == "completed":
-            items.extend(_call_record(c) for c in obj["step_details"]["tool_calls"])
+            calls = obj["step_details"]["tool_calls"]
+            items.extend(_call_record(c, obj["id"], turn) for c in calls)
     if cut:  # the window starts at a user message, never in the middle of a tool round
         first_user = next((i for i, it in enumerate(items) if isinstance(it, UserText)), 0)
         items = items[first_user:]
     return items
 
 
-def _message_item(ctx: RunContext, message: Obj) -> ConversationItem:
+def _message_item(ctx: RunContext, message: Obj, turn: Obj | None) -> ConversationItem:
     text = message_text(message)
     if message["role"] == "assistant":
-        return AssistantText(text)
+        return AssistantText(text, message["id"], turn)
     names = []
     for attachment in message["attachments"]:
         file = ctx.store.get("file", attachment["file_id"])
@@ -149,15 +152,16 @@ def _message_item(ctx: RunContext, message: Obj) -> ConversationItem:
     return UserText(text, tuple(names))
 
 
-def _call_record(call: Obj) -> ToolCallRecord:
+def _call_record(call: Obj, step_id: str, turn: Obj | None) -> ToolCallRecord:
     if call["type"] == "function":
         fn = call["function"]
+        output = fn["output"] or ""
         return ToolCallRecord(
-            call["id"], "function", fn["name"], fn["arguments"], fn["output"] or ""
+            call["id"], "function", fn["name"], fn["arguments"], output, step_id, turn
         )
     code = call["code_interpreter"]
     logs = "".join(o.get("logs", "") for o in code["outputs"])
-    return ToolCallRecord(call["id"], "code_interpreter", None, code["input"], logs)
+    return ToolCallRecord(call["id"], "code_interpreter", None, code["input"], logs, step_id, turn)
 
 
 class CodeRunner:
