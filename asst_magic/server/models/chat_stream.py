@@ -54,10 +54,12 @@ _FINISH: dict[str, Finish] = {
 _OWN_KEYS = frozenset({"role", "content", "refusal", "tool_calls", "function_call", "annotations"})
 _CALL_KEYS = frozenset({"index", "id", "type", "function"})
 _REASONING_KEYS = ("reasoning_content", "reasoning")
+# Keys that name a thing rather than carry streamed text: a repeat replaces, never appends.
+_NAME_KEYS = frozenset({"index", "id", "type", "format", "name", "role", "object", "status"})
 
 
 def merge_delta(into: dict[str, Any], delta: dict[str, Any]) -> None:
-    """Accumulate a streamed delta: strings append, dicts merge, lists merge by ``index``.
+    """Accumulate a streamed delta: text appends, dicts merge, lists merge by ``index``.
 
     >>> seen = {}
     >>> merge_delta(seen, {"reasoning": "Let"}); merge_delta(seen, {"reasoning": " me"})
@@ -68,7 +70,7 @@ def merge_delta(into: dict[str, Any], delta: dict[str, Any]) -> None:
         if value is None:
             continue
         old = into.get(key)
-        if isinstance(old, str) and isinstance(value, str):
+        if isinstance(old, str) and isinstance(value, str) and key not in _NAME_KEYS:
             into[key] = old + value
         elif isinstance(old, dict) and isinstance(value, dict):
             merge_delta(old, value)
