@@ -265,7 +265,8 @@ def test_a_function_call_requires_action_then_completes(bridge: Callable[..., Br
     # The endpoint gets its own call id back (the SDK saw ours, call.id).
     provider_id = "call_4XzlGBLtUe9dy3GVNV4jhq7h"
     assert [c["id"] for c in assistant["tool_calls"]] == [provider_id] != [call.id]
-    assert tool_message == {"role": "tool", "tool_call_id": provider_id, "content": "18°C and sunny"}
+    expected = {"role": "tool", "tool_call_id": provider_id, "content": "18°C and sunny"}
+    assert tool_message == expected
 
 
 def test_a_function_call_renders_with_its_answer(

@@ -45,7 +45,7 @@ class RunContext:
         """Send a piece of the model's reasoning, only to a response that asked for it."""
         if self.stream is not None and self.stream.reasoning:
             data = {"object": REASONING_EVENT, "run_id": self.run["id"], "delta": {"text": text}}
-            self.stream.push(encode_event(REASONING_EVENT, data))
+            self.stream.push(encode_event_safely(REASONING_EVENT, data))
 
     def push(self, chunk: bytes) -> None:
         """Send one pre-encoded event."""
