@@ -43,6 +43,7 @@ class Snapshot:
     holds the client-side state of function calls keyed by tool call id
     (``status`` is requested / running / done / error, plus ``output``).
     ``files`` holds fetched file contents: ``{"content": bytes, "path": str}``.
+    ``thoughts`` holds the model's reasoning (``("thought", id)`` in ``order``).
     """
 
     thread_id: str | None = None
@@ -53,6 +54,7 @@ class Snapshot:
     calls: dict[str, dict[str, Any]] = field(default_factory=dict)
     files: dict[str, dict[str, Any]] = field(default_factory=dict)
     error: dict[str, Any] | None = None
+    thoughts: dict[str, str] = field(default_factory=dict)  # streamed reasoning, by block
     interrupted: bool = False  # the user stopped the stream (the ■ button, Ctrl-C)
     notes: list[str] = field(default_factory=list)  # the backend's words for the status line
 
@@ -185,6 +187,15 @@ def _message_delta(snap: Snapshot, data: dict[str, Any]) -> None:
     accumulate_delta(message, data["delta"])
 
 
+def _thought(snap: Snapshot, data: dict[str, Any]) -> None:
+    """Reasoning continues the last block if that is reasoning, else starts a new one."""
+    text = (data.get("delta") or {}).get("text") or ""
+    if not snap.order or snap.order[-1][0] != "thought":
+        snap.order.append(("thought", f"thought_{len(snap.thoughts)}"))
+    key = snap.order[-1][1]
+    snap.thoughts[key] = snap.thoughts.get(key, "") + text
+
+
 def _error(snap: Snapshot, data: dict[str, Any]) -> None:
     snap.error = data.get("error", data) if isinstance(data, dict) else {"message": str(data)}
 
@@ -234,6 +245,7 @@ _HANDLERS: dict[str, Callable[[Snapshot, Any], None]] = {
     "thread.message.incomplete": _message,
     "thread.message.delta": _message_delta,
     "error": _error,
+    "asst_magic.reasoning.delta": _thought,  # only sent to clients that ask (the magic does)
     "done": _ignore,
     "client.call": _call_status,
     "client.file": _file,

@@ -18,7 +18,13 @@ from collections.abc import Hashable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from asst_magic.accumulate import Snapshot, call_result, code_calls, image_ids
+from asst_magic.accumulate import (
+    TERMINAL_STATUSES,
+    Snapshot,
+    call_result,
+    code_calls,
+    image_ids,
+)
 
 __all__ = [
     "SLOT",
@@ -178,8 +184,12 @@ def _display(data: dict[str, Any]) -> Output:
 def _parts(snap: Snapshot) -> Iterator[tuple[Hashable, Hashable, tuple[str, Any]]]:
     """``(key, fingerprint, (kind, part))`` for every block; the fingerprint changes with it."""
     nfiles, code_images = len(snap.files), _code_images(snap)
-    for kind, item_id in snap.order:
-        if kind == "step":
+    for n, (kind, item_id) in enumerate(snap.order):
+        if kind == "thought":
+            live = n == len(snap.order) - 1 and snap.status not in TERMINAL_STATUSES
+            text = snap.thoughts.get(item_id, "")
+            yield (item_id, 0), ("thought", len(text), live), ("thought", (text, live))
+        elif kind == "step":
             calls = snap.steps[item_id].get("step_details", {}).get("tool_calls") or []
             for i, call in enumerate(calls):
                 yield (item_id, i), _call_fingerprint(call, snap, nfiles), ("call", call)
@@ -233,7 +243,17 @@ def _render_part(part: tuple[str, Any], snap: Snapshot) -> list[Output]:
     kind, value = part
     if kind == "call":
         return _render_call(value, snap)
+    if kind == "thought":
+        return [_render_thought(*value)]
     return _render_content(value, snap)
+
+
+def _render_thought(text: str, live: bool) -> Output:
+    """The model's reasoning, folded away under a "Thinking…" line (open it to read)."""
+    label = "Thinking…" if live else "Thinking"
+    body = f'<div style="{_MUTED};{_PRE}">{html.escape(text)}</div>'
+    summary = f'<summary style="{_MUTED};cursor:pointer">{label}</summary>'
+    return _display({"text/html": f"<details>{summary}{body}</details>", "text/plain": label})
 
 
 # -- tool calls -----------------------------------------------------------------------
@@ -436,6 +456,8 @@ def render_text(snap: Snapshot) -> str:
         if kind == "call":
             ended = n + 1 < len(parts) or _step_ended(snap, key)
             text += _call_text(value, snap, ended)
+        elif kind == "thought":
+            continue  # a terminal shows the answer; reasoning stays a notebook extra
         else:
             text += _content_text(value, snap)
     return text

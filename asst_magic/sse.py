@@ -18,9 +18,21 @@ from __future__ import annotations
 import json
 from typing import Any
 
-__all__ = ["DONE", "SSEDecoder", "encode_done", "encode_error", "encode_event"]
+__all__ = [
+    "DONE",
+    "REASONING_EVENT",
+    "REASONING_HEADER",
+    "SSEDecoder",
+    "encode_done",
+    "encode_error",
+    "encode_event",
+]
 
 DONE = "[DONE]"
+# The model's reasoning is not part of the Assistants API: the local server streams it as
+# this extra event only to a run request that carried the header (SDKs never send it).
+REASONING_HEADER = "x-asst-magic-reasoning"
+REASONING_EVENT = "asst_magic.reasoning.delta"
 
 
 def encode_event(event: str, data: Any) -> bytes:

@@ -26,7 +26,7 @@ from asst_magic.backends.base import (
     ThreadNotFound,
 )
 from asst_magic.backends.reader import ChunkReader
-from asst_magic.sse import DONE, SSEDecoder
+from asst_magic.sse import DONE, REASONING_HEADER, SSEDecoder
 
 if TYPE_CHECKING:
     import openai
@@ -37,6 +37,8 @@ __all__ = ["SDKBackend", "decode_events"]
 
 _ACTIVE = ("queued", "in_progress", "requires_action", "cancelling")
 _CANCEL_WAIT = 10.0
+# Ask the local server for the model's reasoning as extra events (others ignore the header).
+_REASONING = {REASONING_HEADER: "1"}
 
 
 def decode_events(chunks: Iterator[bytes | None]) -> Iterator[RunEvent]:
@@ -152,7 +154,11 @@ class SDKBackend(Backend):
         with self._errors():
             tool_outputs: Any = outputs
             opened = runs.submit_tool_outputs(
-                run_id, thread_id=thread_id, tool_outputs=tool_outputs, stream=True
+                run_id,
+                thread_id=thread_id,
+                tool_outputs=tool_outputs,
+                stream=True,
+                extra_headers=_REASONING,
             )
         return self._stream(opened)
 
@@ -172,6 +178,7 @@ class SDKBackend(Backend):
 
     def _run_options(self, request: RunRequest, assistant_id: str) -> dict[str, Any]:
         options: dict[str, Any] = {"assistant_id": assistant_id, "stream": True}
+        options["extra_headers"] = _REASONING
         if request.model:
             options["model"] = request.model
         if request.instructions:

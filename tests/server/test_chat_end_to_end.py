@@ -429,3 +429,20 @@ def test_a_failing_endpoint_shows_failed_with_the_error(
     captured = capsys.readouterr()
     assert "Traceback" not in captured.out + captured.err
     assert SECRET not in captured.out + captured.err
+
+
+# ── reasoning ────────────────────────────────────────────────────────────────
+
+
+def test_reasoning_shows_as_a_collapsed_thinking_section_before_the_answer(
+    notebook: Callable[..., Any],
+) -> None:
+    thinking = [
+        chat_chunk({"role": "assistant", "reasoning_content": p}) for p in ("2 + 2", " is 4")
+    ]
+    body = sse_body([*thinking, chat_chunk({"content": "Four."}, "stop")])
+    outputs = cell(notebook([Reply.sse(body)]))
+    assert plain(outputs) == ["Thinking", "Four.", plain(outputs)[-1]]
+    html = outputs[0]["data"]["text/html"]
+    assert html.startswith("<details><summary") and "</summary>" in html  # closed until opened
+    assert ">2 + 2 is 4</div></details>" in html

@@ -16,18 +16,13 @@ from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 from asst_magic.server.wire import dumps
-from asst_magic.sse import encode_done, encode_event
+from asst_magic.sse import REASONING_EVENT, REASONING_HEADER, encode_done, encode_event
 
 __all__ = ["REASONING_EVENT", "REASONING_HEADER", "SLOT", "DeltaTemplate", "EventStream", "closing"]
 
 SLOT = object()  # marks the spliced string in a DeltaTemplate's data
 
 _HIGH_WATER = 256
-
-# The model's reasoning is not part of the Assistants API: it streams as this extra event
-# only to a response whose request carried the header (the magic sends it; SDKs never do).
-REASONING_HEADER = "x-asst-magic-reasoning"
-REASONING_EVENT = "asst_magic.reasoning.delta"
 
 
 class EventStream:
