@@ -37,6 +37,7 @@ __all__ = [
     "render_text",
     "status_parts",
     "status_text",
+    "thought_html",
 ]
 
 Output = dict[str, Any]
@@ -124,6 +125,9 @@ class Renderer:
                 parts.append(LivePart(name, "markdown", "", _content_markdown(value, snap)))
             elif kind == "call" and value.get("type") == "code_interpreter":
                 parts += self._live_code(name, value.get("code_interpreter") or {}, snap)
+            elif kind == "thought":  # appended into its <details>, so an opened one stays open
+                text, live = value
+                parts.append(LivePart(name, "text", thought_html(SLOT, live), text))
             else:
                 parts += self._live_static(name, key, fingerprint, (kind, value), snap)
         return parts
@@ -249,11 +253,16 @@ def _render_part(part: tuple[str, Any], snap: Snapshot) -> list[Output]:
 
 
 def _render_thought(text: str, live: bool) -> Output:
-    """The model's reasoning, folded away under a "Thinking…" line (open it to read)."""
     label = "Thinking…" if live else "Thinking"
-    body = f'<div style="{_MUTED};{_PRE}">{html.escape(text)}</div>'
+    return _display({"text/html": thought_html(html.escape(text), live), "text/plain": label})
+
+
+def thought_html(body: str, live: bool) -> str:
+    """The model's reasoning folded under a "Thinking…" line (``body`` escaped, or ``SLOT``)."""
+    label = "Thinking…" if live else "Thinking"
     summary = f'<summary style="{_MUTED};cursor:pointer">{label}</summary>'
-    return _display({"text/html": f"<details>{summary}{body}</details>", "text/plain": label})
+    return f'<details>{summary}<div style="{_MUTED};{_PRE}">{body}</div></details>'
+
 
 
 # -- tool calls -----------------------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from asst_magic.accumulate import Snapshot, apply
-from asst_magic.render import render, render_text
+from asst_magic.render import SLOT, Renderer, render, render_text, thought_html
 
 REASONING = "asst_magic.reasoning.delta"
 
@@ -58,3 +58,11 @@ def test_reasoning_after_a_step_starts_a_new_section() -> None:
 def test_plain_text_mode_shows_only_the_answer() -> None:
     snap = streamed((REASONING, thought("hidden")), *message("Four."))
     assert render_text(snap) == "Four."
+
+
+def test_the_live_view_appends_reasoning_inside_its_section() -> None:
+    snap = streamed((REASONING, thought("Add ")), (REASONING, thought("2 and 2.")))
+    [part] = Renderer().live(snap)
+    assert (part.mode, part.text) == ("text", "Add 2 and 2.")
+    assert part.shell == thought_html(SLOT, live=True)
+    assert part.shell.startswith("<details><summary") and "Thinking…" in part.shell
