@@ -6,6 +6,9 @@ Each test starts a playback endpoint and a local server in front of it (about
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack
 from pathlib import Path
@@ -13,9 +16,11 @@ from typing import Any
 
 import pytest
 from chat_replay_server import ChatReplayServer, Reply, chat_chunk, sse_body
+from provider_endpoint import ProviderEndpoint, Stall
 from server_support import client_for, sse_events
 
 from asst_magic.server import ServerConfig, start_in_thread
+from asst_magic.server.launch import spawn
 from asst_magic.server.models.chat_errors import provider_message
 from asst_magic.server.runs.streams import REASONING_EVENT, REASONING_HEADER
 
@@ -328,3 +333,32 @@ def test_an_http_error_message_has_one_period(start: Start) -> None:
     assert ended.status == "failed"
     assert "(HTTP 401): Incorrect API key provided. Check the API key" in ended.last_error.message
     assert ".." not in ended.last_error.message
+
+
+# ── Timeouts are configurable ─────────────────────────────────────────────────
+
+
+def test_a_spawned_server_takes_its_idle_timeout_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ASST_MAGIC_MODEL_IDLE_TIMEOUT", "0.3")
+    with ProviderEndpoint() as endpoint:
+        config = ServerConfig(
+            tmp_path / "data", model_url=endpoint.base_url, code_interpreter=False
+        )
+        with spawn(config) as handle:
+            endpoint.script("openai", [Stall()])
+            ended = run(client_for(handle))
+    assert ended.status == "failed"
+    assert "sent nothing for 0.3 s before starting its answer" in ended.last_error.message
+
+
+def test_a_bad_timeout_is_refused_before_the_server_starts(tmp_path: Path) -> None:
+    cmd = [sys.executable, "-m", "asst_magic.server", "serve", "--no-code-interpreter"]
+    cmd += ["--data-dir", str(tmp_path), "--model-url", "http://127.0.0.1:9/v1"]
+    env = {**os.environ, "ASST_MAGIC_MODEL_CONNECT_TIMEOUT": "soon"}
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=env)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert (
+        "$ASST_MAGIC_MODEL_CONNECT_TIMEOUT must be a number of seconds, not 'soon'" in done.stderr
+    )
