@@ -354,6 +354,25 @@ def test_python_code_renders_highlighted_with_the_kernels_logs(
     assert status["data"]["text/plain"].startswith("completed · ")
 
 
+def test_the_model_reads_a_compact_traceback_the_step_keeps_the_whole_one(
+    bridge: Callable[..., Bridge],
+) -> None:
+    code = "import pandas as pd\ndf = pd.DataFrame({'a': [1]})\ndf['revenue']\n"
+    chat = bridge([Reply.sse(python_call_body(code)), answer("Fixed.")], code_interpreter=True)
+    events = chat.stream([{"type": "code_interpreter"}])
+    [step] = [
+        e.data
+        for e in events
+        if e.event == "thread.run.step.completed" and e.data.type == "tool_calls"
+    ]
+    logs = "".join(o.logs for o in step.step_details.tool_calls[0].code_interpreter.outputs)
+    assert "Cell In[" in logs and "pandas/core/frame.py" in logs  # the whole traceback, kept
+    [seen] = [m["content"] for m in chat.upstream.requests[1].body["messages"] if m["role"] == "tool"]
+    assert seen.startswith("Traceback (most recent call last):\n  Code, line 3\n    df['revenue']")
+    assert seen.endswith("KeyError: 'revenue'\n")
+    assert len(seen) * 5 < len(logs)
+
+
 # ── length ───────────────────────────────────────────────────────────────────
 
 

@@ -7,6 +7,7 @@ import re
 from typing import Any
 from urllib.parse import unquote
 
+from asst_magic.server.code_interpreter.compact import compact_logs
 from asst_magic.server.code_interpreter.sandbox import ImageOutput, LogsOutput, Sandbox, SandboxFile
 from asst_magic.server.models.base import (
     AssistantText,
@@ -161,6 +162,8 @@ def _call_record(call: Obj, step_id: str, turn: Obj | None) -> ToolCallRecord:
         )
     code = call["code_interpreter"]
     logs = "".join(o.get("logs", "") for o in code["outputs"])
+    # The model reads a compact traceback; the step (and the notebook) keep the whole one.
+    logs = compact_logs(logs)
     return ToolCallRecord(call["id"], "code_interpreter", None, code["input"], logs, step_id, turn)
 
 
