@@ -367,7 +367,8 @@ def test_the_model_reads_a_compact_traceback_the_step_keeps_the_whole_one(
     ]
     logs = "".join(o.logs for o in step.step_details.tool_calls[0].code_interpreter.outputs)
     assert "Cell In[" in logs and "pandas/core/frame.py" in logs  # the whole traceback, kept
-    [seen] = [m["content"] for m in chat.upstream.requests[1].body["messages"] if m["role"] == "tool"]
+    messages = chat.upstream.requests[1].body["messages"]
+    [seen] = [m["content"] for m in messages if m["role"] == "tool"]
     assert seen.startswith("Traceback (most recent call last):\n  Code, line 3\n    df['revenue']")
     assert seen.endswith("KeyError: 'revenue'\n")
     assert len(seen) * 5 < len(logs)
