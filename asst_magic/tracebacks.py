@@ -110,7 +110,8 @@ def _error_line(lines: list[str], start: int, ename: str) -> int | None:
 def _failing_line(lines: list[str]) -> tuple[int | None, str | None]:
     """The arrow line of the last frame in the assistant's own code (``Cell In[...]``)."""
     last = _last_section(lines)
-    in_cell, found = False, (None, None)
+    in_cell = False
+    found: tuple[int | None, str | None] = (None, None)
     for text in last:
         if _FRAME.match(text) or _SYNTAX_AT.match(text):
             in_cell = "Cell In[" in text
