@@ -34,6 +34,15 @@ class Execution:
         self.collector = collector
         self.msg_id = kernel.execute(code)
         self.outcome = "running"
+        self.started = False  # whether the kernel has begun this request
+
+    async def _receive(self, wait: float) -> list[dict[str, Any]]:
+        """This request's next messages; notes when the kernel has begun it."""
+        batch = await self.kernel.messages(self.msg_id, wait)
+        # ipykernel publishes execute_input (or anything but a status) only after it
+        # has installed its SIGINT handler for the request.
+        self.started = self.started or any(msg.get("msg_type") != "status" for msg in batch)
+        return batch
 
     async def states(self) -> AsyncGenerator[str, None]:
         """Yields "running" per batch of outputs, then the end state; sets ``outcome``."""
@@ -47,7 +56,7 @@ class Execution:
         interrupted = False
         while True:
             wait = min(_POLL, max(deadline - clock(), 0.0))
-            batch = await self.kernel.messages(self.msg_id, wait)
+            batch = await self._receive(wait)
             for msg in batch:
                 self.collector.add(msg)
             if any(is_idle(msg) for msg in batch):
@@ -72,11 +81,16 @@ class Execution:
         died): it must then be replaced. The next request's outputs can only be
         told apart once this one's are all consumed.
         """
-        await self.kernel.interrupt()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + grace
+        interrupted = False
         while loop.time() < deadline:
-            batch = await self.kernel.messages(self.msg_id, min(_POLL, deadline - loop.time()))
+            if self.started and not interrupted:
+                # Not before: between requests ipykernel ignores SIGINT, so an
+                # interrupt sent before the request began would be lost.
+                await self.kernel.interrupt()
+                interrupted = True
+            batch = await self._receive(min(_POLL, deadline - loop.time()))
             if any(is_idle(msg) for msg in batch):
                 return True
             if not batch and not await self.kernel.is_alive():
