@@ -65,7 +65,15 @@ def execute(
         if until is not None and until(msg):
             return {}, messages
         if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
-            return kc.get_shell_msg(timeout=TIMEOUT), messages
+            return reply_to(kc, msg_id), messages
+
+
+def reply_to(kc: BlockingKernelClient, msg_id: str) -> dict[str, Any]:
+    """The shell reply to ``msg_id``, skipping earlier ones (an interrupted cell's, say)."""
+    while True:
+        reply = kc.get_shell_msg(timeout=TIMEOUT)
+        if reply["parent_header"].get("msg_id") == msg_id:
+            return reply
 
 
 def shows_running(msg: dict[str, Any]) -> bool:
