@@ -159,6 +159,13 @@ class Bubblewrap:
         """New /proc, /dev, /tmp and /run; the read-only files under /run."""
         mounts: list[str] = []
         mounts += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--tmpfs", "/run"]
+        # A Python environment living there (a virtualenv under /tmp, say) goes back on
+        # top of the fresh tmpfs, its hidden paths covered again.
+        again = [p for p in self.readable if p.is_relative_to("/tmp") or p.is_relative_to("/run")]
+        for path in again:
+            mounts += ["--ro-bind", str(path), str(path)]
+        if again:
+            mounts += self._hide()
         for host, inside in self.files:
             mounts += ["--ro-bind", str(host), inside]
         return [*mounts, "--dir", MOUNT]
