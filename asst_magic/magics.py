@@ -141,9 +141,12 @@ class AssistantMagics(Magics):
         registry = self._offered(args.functions)
         name = self._backend_name(args.backend)
         with _user_errors():
+            dropped = self._drop_left_thread(name)
             request = self._request(args, message, registry, self._threads.get(name))
             backend = self._backend(name)
             snap = self._play(backend, backend.stream_run(request, registry))
+        if dropped:  # after the run: the live view's final swap clears what came before
+            print(_new_thread_note(dropped))
         self._adopt_thread(name, backend, request, snap)
         if args.output:
             result = RunResult.from_snapshot(snap, files_dir=self.files_dir)
@@ -196,7 +199,11 @@ class AssistantMagics(Magics):
     @property
     def thread_id(self) -> str | None:
         """The current thread of the configured backend (what ``%asst_thread`` shows)."""
-        return self._threads.get(self._backend_name(None))
+        name = self._backend_name(None)
+        dropped = self._drop_left_thread(name)
+        if dropped:
+            print(_new_thread_note(dropped))
+        return self._threads.get(name)
 
     @thread_id.setter
     def thread_id(self, value: str | None) -> None:
@@ -287,6 +294,15 @@ class AssistantMagics(Magics):
         if isinstance(backend, LocalBackend):
             backend.model = self._model()
         return backend
+
+    def _drop_left_thread(self, name: str) -> str | None:
+        """Forget the current thread once its data dir is left; returns the dropped id."""
+        built, thread = self._backends.get(name), self._threads.get(name)
+        data_dir = self._server_settings(name)[2:]  # () for a remote backend
+        if built is None or not thread or built[0][2:] == data_dir:
+            return None
+        self._threads[name] = None
+        return thread
 
     def _cassette(self) -> str:
         return self.cassette or self.environ.get("ASST_MAGIC_CASSETTE", "")
@@ -399,6 +415,13 @@ _EMPTY = """%%assistant needs a message in the cell body, for example:
     What is 2**100?
 
 """
+
+
+def _new_thread_note(dropped: str) -> str:
+    return (
+        "New data directory (ASST_MAGIC_DATA_DIR changed), so a new thread: "
+        f"{dropped} stays in the previous one."
+    )
 
 
 def _cancel(backend: Backend, snap: Snapshot) -> None:
