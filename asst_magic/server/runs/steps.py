@@ -18,9 +18,11 @@ from asst_magic.server.runs.streams import REASONING_EVENT, SLOT, DeltaTemplate,
 from asst_magic.server.store import Store
 from asst_magic.server.wire import encode_event_safely
 
-__all__ = ["MessageWriter", "RunContext", "ToolCall", "ToolStepWriter"]
+__all__ = ["SAVE_EVERY", "MessageWriter", "RunContext", "ToolCall", "ToolStepWriter"]
 
 Obj = dict[str, Any]
+
+SAVE_EVERY = 1.0  # seconds between saves of a message's streamed text (a crash keeps it)
 
 
 @dataclass
@@ -81,6 +83,7 @@ class MessageWriter:
         self.text_index = len(self.images)
         self.parts: list[str] = []
         self._later = DeltaTemplate("thread.message.delta", self._delta({"value": SLOT}))
+        self._saved_at = ctx.clock()
 
     def open(self) -> None:
         """Commit the step and message, then announce them (and any images)."""
@@ -101,6 +104,14 @@ class MessageWriter:
         else:
             self.ctx.emit("thread.message.delta", self._delta({"value": text, "annotations": []}))
         self.parts.append(text)
+        if self.ctx.clock() - self._saved_at >= SAVE_EVERY:
+            self._save_progress()
+
+    def _save_progress(self) -> None:
+        """Store the text so far (still ``in_progress``): at most one write per ``SAVE_EVERY``."""
+        self._saved_at = self.ctx.clock()
+        progress = {**self.message, "content": [*self.images, objects.text_block(self.text)]}
+        self.ctx.store.put("message", progress)
 
     @property
     def text(self) -> str:
