@@ -10,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -261,3 +262,38 @@ def test_spawn_passes_code_interpreter_settings_to_the_child(tmp_path: Path) -> 
         steps = client.beta.threads.runs.steps.list(run.id, thread_id=thread.id, order="asc")
         logs = steps.data[0].step_details.tool_calls[0].code_interpreter.outputs[0].logs  # type: ignore[union-attr]
         assert "Execution timed out after 1.5 s" in logs
+
+
+def test_text_streamed_before_a_kill_is_kept_in_the_incomplete_message(tmp_path: Path) -> None:
+    slow = {"user": "Hello", "delay": 0.05, "turns": [{"text": ["tick "] * 2000}]}
+    config = ServerConfig(
+        data_dir=tmp_path / "data",
+        cassettes=(write_cassette(tmp_path / "c.jsonl", [slow]),),
+        code_interpreter=False,
+    )
+    handle = spawn(config)
+    client = client_for(handle)
+    assistant = client.beta.assistants.create(model="replay")
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "Hello"}])
+    streamed, started = "", time.monotonic()
+    with client.beta.threads.runs.stream(thread_id=thread.id, assistant_id=assistant.id) as stream:
+        for event in stream:
+            if event.event == "thread.message.delta":
+                streamed += "".join(
+                    part.text.value or "" for part in event.data.delta.content or []
+                    if part.type == "text" and part.text is not None
+                )  # fmt: skip
+                # Kill once text has streamed for well over SAVE_EVERY (1 s).
+                if time.monotonic() - started > 2.5:
+                    assert handle.pid is not None
+                    os.kill(handle.pid, signal.SIGKILL)
+                    break
+    assert handle.pid is not None and wait_exit(handle.pid)
+    handle.stop()
+    with start_in_thread(config) as restarted:
+        message = client_for(restarted).beta.threads.messages.list(thread.id, limit=1).data[0]
+    assert message.status == "incomplete"
+    assert message.incomplete_details is not None
+    assert message.incomplete_details.reason == "run_failed"
+    kept = message.content[0].text.value  # type: ignore[union-attr]
+    assert kept.startswith("tick tick ") and streamed.startswith(kept)
