@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -34,7 +35,10 @@ def cassettes_from(value: str) -> tuple[Path, ...]:
 
 
 class LocalBackend(SDKBackend):
-    """Start ``asst_magic.server`` in a child process and talk to it over loopback HTTP."""
+    """Use the data dir's ``asst_magic.server`` (started on first use) over loopback HTTP.
+
+    Notebooks on one data dir share one server; it stops when the last has gone.
+    """
 
     def __init__(
         self,
@@ -51,10 +55,10 @@ class LocalBackend(SDKBackend):
 
         from asst_magic.server.config import ServerConfig
 
-        if launcher is None:
-            from asst_magic.server.launch import spawn
+        if launcher is None:  # the data dir's shared server, started if none runs
+            from asst_magic.server.sharing import connect
 
-            launcher = spawn
+            launcher = connect
         self.cassettes, self.model = cassettes, model
         config = ServerConfig(
             data_dir=data_dir,
@@ -65,6 +69,8 @@ class LocalBackend(SDKBackend):
         self._handle = launcher(config)
         # Sandboxed code reaching the network is the user's explicit choice: keep it in view.
         self.status_notes = ("code network on",) if code_network else ()
+        # A kernel that exits lets go too, so the last one out stops the server at once.
+        atexit.register(self._handle.stop)
         client = openai.OpenAI(base_url=self._handle.base_url, api_key=self._handle.token)
         super().__init__(client, hint=_HINT, files_dir=files_dir)
         self._assistants: dict[str, str] = {}  # model -> its default assistant
@@ -90,6 +96,7 @@ class LocalBackend(SDKBackend):
         return assistant.id
 
     def close(self) -> None:
-        """Stop the server this backend started."""
+        """Let go of the server (the last notebook to let go stops it)."""
         super().close()
         self._handle.stop()
+        atexit.unregister(self._handle.stop)

@@ -25,6 +25,7 @@ from asst_magic.server.config import ServerConfig
 from asst_magic.server.ids import new_token
 from asst_magic.server.models import ModelRegistry, default_registry
 from asst_magic.server.runs.engine import RunEngine, recover_interrupted_runs
+from asst_magic.server.runtime import ServerLock
 from asst_magic.server.state import ServerState
 from asst_magic.server.store import Store
 from asst_magic.server.wire import SafeJSONResponse
@@ -39,8 +40,13 @@ def create_app(
     *,
     sandbox: Sandbox | None = None,
     models: ModelRegistry | None = None,
+    owner: ServerLock | None = None,
+    hosts: frozenset[str] | None = None,
 ) -> Starlette:
     """The server app over ``config.data_dir``; it closes ``sandbox`` and ``models`` on shutdown.
+
+    ``owner`` is this process's claim on the data dir, released last at shutdown;
+    ``hosts`` the ``Host`` names it answers to (``None``: any).
 
     ``sandbox=None`` serves without a code interpreter (its calls fail their
     run); ``models`` defaults to ``default_registry(config)``.
@@ -67,6 +73,8 @@ def create_app(
             if warming is not None:
                 await asyncio.gather(warming, return_exceptions=True)
             store.close()
+            if owner is not None:
+                owner.release()
 
     routes = runs.routes + threads.routes + assistants.routes
     app = Starlette(
@@ -75,7 +83,11 @@ def create_app(
             # Not part of the Assistants API: kept under its own prefix.
             Mount(variables.PREFIX, routes=variables.routes),
         ],
-        middleware=[Middleware(Guard, token=state.token, max_body_bytes=config.max_body_bytes)],
+        middleware=[
+            Middleware(
+                Guard, token=state.token, max_body_bytes=config.max_body_bytes, hosts=hosts
+            )
+        ],
         exception_handlers={
             APIError: _api_error,
             HTTPException: _http_error,

@@ -23,8 +23,10 @@ from asst_magic.server.launch import (
     base_url,
     bind,
     default_sandbox,
+    exposure_warning,
     make_server,
 )
+from asst_magic.server.sharing import watch_clients
 
 __all__ = [
     "CONNECT_TIMEOUT_ENV",
@@ -55,7 +57,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--data-dir", type=Path, default=None, help="where data is kept (default: user data dir)"
     )
     serve.add_argument(
-        "--token", default=None, help=f"bearer token (default: ${TOKEN_ENV}, else random)"
+        "--token",
+        default=None,
+        help=f"bearer token (default: ${TOKEN_ENV}, else random). Arguments are visible to "
+        f"every user of this machine (ps): set {TOKEN_ENV} instead to keep the token private",
+    )
+    serve.add_argument(
+        "--allowed-hosts",
+        default="",
+        metavar="NAMES",
+        help="comma-separated host names the Host header may carry besides the bound address "
+        "(a check against DNS rebinding; default: the address, and localhost on loopback)",
     )
     serve.add_argument(
         "--cassette", type=Path, action="append", default=[], help="replay cassette (repeatable)"
@@ -64,6 +76,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_code_arguments(serve)
     _add_model_arguments(serve)
     serve.add_argument("--watch-parent", type=int, default=None, help=argparse.SUPPRESS)
+    serve.add_argument(
+        "--idle-shutdown",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="stop once no notebook has used this server for SECONDS (how notebooks share "
+        "one server per data dir; default: serve until stopped)",
+    )
     return parser
 
 
@@ -193,6 +213,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         host=args.host,
         port=args.port,
         token=token,
+        allowed_hosts=tuple(h.strip() for h in args.allowed_hosts.split(",") if h.strip()),
         cassettes=tuple(args.cassette),
         max_body_bytes=args.max_body_bytes,
         code_interpreter=not args.no_code_interpreter,
@@ -211,7 +232,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         **model,
     )
     try:
-        return serve(config, announce_token=token is None, watch_parent=args.watch_parent)
+        return serve(
+            config,
+            announce_token=token is None,
+            watch_parent=args.watch_parent,
+            idle_shutdown=args.idle_shutdown,
+        )
     except StartupError as exc:  # the user's to fix: a message, not a traceback
         print(f"asst-magic serve: error: {exc}", file=sys.stderr)
         return 2
@@ -265,10 +291,20 @@ def model_settings(args: argparse.Namespace, environ: Mapping[str, str]) -> dict
     return {"model_url": url, "model": name, "model_api_key": key, "azure_api_version": version}
 
 
-def serve(config: ServerConfig, *, announce_token: bool, watch_parent: int | None) -> int:
+def serve(
+    config: ServerConfig,
+    *,
+    announce_token: bool,
+    watch_parent: int | None,
+    idle_shutdown: float | None = None,
+) -> int:
     """Serve until interrupted; the first stdout line is the base URL."""
     if config.token is None:
         config = replace(config, token=new_token())
+    os.umask(0o077)  # what this process and its kernels write is private to this user
+    warning = exposure_warning(config.host)
+    if warning is not None:
+        print(f"asst-magic serve: warning: {warning}", file=sys.stderr, flush=True)
     sock = bind(config.host, config.port)
 
     def ready() -> None:
@@ -277,12 +313,20 @@ def serve(config: ServerConfig, *, announce_token: bool, watch_parent: int | Non
             print(f"token: {config.token}", flush=True)
 
     try:
-        server = make_server(config, ready, sandbox=default_sandbox(config))
+        server = make_server(
+            config,
+            ready,
+            sandbox=default_sandbox(config),
+            url=base_url(sock),
+            shared=idle_shutdown is not None,
+        )
     except BaseException:
         sock.close()
         raise
     if watch_parent is not None:
         _watch_parent(watch_parent, server)
+    if idle_shutdown is not None:
+        watch_clients(config.data_dir, idle_shutdown, server)
     server.run(sockets=[sock])
     return 0
 

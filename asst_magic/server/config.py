@@ -23,12 +23,15 @@ class ServerConfig:
     ``required`` or ``off``; ``code_network`` gives sandboxed code the network.
     ``model_connect_timeout`` and ``model_idle_timeout`` bound connecting to the live
     model and any silence of it (before or between stream chunks), in seconds.
+    ``allowed_hosts`` are host names the ``Host`` header may carry besides the
+    bound address (and, on loopback, ``localhost``).
     """
 
     data_dir: Path
     host: str = "127.0.0.1"
     port: int = 0
     token: str | None = None
+    allowed_hosts: tuple[str, ...] = ()
     cassettes: tuple[Path, ...] = ()
     max_body_bytes: int = 32 * 1024 * 1024
     code_timeout: float = 120.0

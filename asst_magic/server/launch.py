@@ -7,6 +7,8 @@
 from __future__ import annotations
 
 import errno
+import ipaddress
+import logging
 import os
 import selectors
 import socket
@@ -16,28 +18,37 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 import uvicorn
 
 from asst_magic.server.api.errors import StartupError
+from asst_magic.server.api.guard import host_name
 from asst_magic.server.code_interpreter.sandbox import Sandbox
 from asst_magic.server.config import ServerConfig
+from asst_magic.server.datadir import make_private
 from asst_magic.server.ids import new_token
 from asst_magic.server.models import ModelRegistry
+from asst_magic.server.runtime import RuntimeInfo, ServerLock
 
 __all__ = [
     "MODEL_KEY_ENV",
     "TOKEN_ENV",
     "ServerHandle",
     "StartupError",
+    "allowed_hosts",
     "bind",
     "default_sandbox",
+    "exposure_warning",
+    "is_loopback",
     "make_server",
     "spawn",
     "start_in_thread",
 ]
+
+log = logging.getLogger(__name__)
 
 TOKEN_ENV = "ASST_MAGIC_TOKEN"
 MODEL_KEY_ENV = "ASST_MAGIC_MODEL_API_KEY"
@@ -136,15 +147,84 @@ def make_server(
     *,
     sandbox: Sandbox | None,
     models: ModelRegistry | None = None,
+    url: str,
+    shared: bool = False,
 ) -> uvicorn.Server:
-    """A uvicorn server for the app (quiet logs; streams get 2 s to finish at shutdown)."""
+    """A uvicorn server for the app (quiet logs; streams get 2 s to finish at shutdown).
+
+    It claims ``config.data_dir`` first (a second server there is a ``StartupError``)
+    and publishes its ``url`` and token in the data dir's runtime file once listening.
+    """
     from asst_magic.server.app import create_app
 
-    app = create_app(config, sandbox=sandbox, models=models)
+    owner = _claim(config.data_dir)
+    try:
+        app = create_app(
+            config, sandbox=sandbox, models=models, owner=owner, hosts=allowed_hosts(config)
+        )
+    except BaseException:
+        owner.release()
+        raise
+    assert config.token is not None
+    info = RuntimeInfo(url, config.token, os.getpid(), shared, _cassette_names(config))
+
+    def ready() -> None:
+        owner.publish(info)
+        on_ready()
+
     uv_config = uvicorn.Config(
         app, log_level="warning", access_log=False, lifespan="on", timeout_graceful_shutdown=2
     )
-    return _Server(uv_config, on_ready)
+    return _Server(uv_config, ready)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (an address or ``localhost``) is reachable from this machine only."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def allowed_hosts(config: ServerConfig) -> frozenset[str] | None:
+    """The ``Host`` names to answer to: the bound address, ``localhost`` on loopback, and
+    ``config.allowed_hosts``; ``None`` (any) on a wildcard bind with no list given."""
+    extra = {host_name(h) for h in config.allowed_hosts}
+    if config.host in ("0.0.0.0", "::", "") and not extra:
+        return None
+    names = {host_name(config.host), *extra}
+    if is_loopback(config.host):
+        names |= {"localhost", "127.0.0.1", "::1"}
+    return frozenset(names)
+
+
+def exposure_warning(host: str) -> str | None:
+    """What to tell the user when ``host`` is not loopback (plain HTTP, token in clear)."""
+    if is_loopback(host):
+        return None
+    return (
+        f"listening on {host}, beyond this machine, over plain HTTP: the token and every "
+        "conversation cross the network unencrypted. Put it behind a TLS proxy, or bind "
+        "127.0.0.1 (the default)."
+    )
+
+
+def _claim(data_dir: Path) -> ServerLock:
+    """Make the data dir private and take its server lock (problems the user fixes)."""
+    try:
+        make_private(data_dir)
+        return ServerLock(data_dir)
+    except OSError as exc:
+        raise StartupError(
+            f"Cannot use the data directory {data_dir}: {exc.strerror} ({exc.filename}). "
+            "Pass a writable --data-dir (ServerConfig.data_dir), or fix its permissions."
+        ) from exc
+
+
+def _cassette_names(config: ServerConfig) -> tuple[str, ...]:
+    return tuple(str(Path(c).resolve()) for c in config.cassettes)
 
 
 def start_in_thread(
@@ -155,12 +235,15 @@ def start_in_thread(
 ) -> ServerHandle:
     """Serve from a daemon thread of this process; returns once listening."""
     config = replace(config, token=config.token or new_token())
+    warning = exposure_warning(config.host)
+    if warning is not None:
+        log.warning("%s", warning)
     if sandbox is _DEFAULT:
         sandbox = default_sandbox(config)
     sock = bind(config.host, config.port)
     ready = threading.Event()
     try:
-        server = make_server(config, ready.set, sandbox=sandbox, models=models)
+        server = make_server(config, ready.set, sandbox=sandbox, models=models, url=base_url(sock))
     except BaseException:
         sock.close()
         raise
@@ -182,11 +265,19 @@ def start_in_thread(
     return ServerHandle(base_url(sock), config.token, stop)
 
 
-def spawn(config: ServerConfig) -> ServerHandle:
-    """Serve from a ``python -m asst_magic.server`` subprocess that exits if this one dies."""
+def spawn(config: ServerConfig, *, idle_shutdown: float | None = None) -> ServerHandle:
+    """Serve from a ``python -m asst_magic.server`` subprocess that exits if this one dies.
+
+    With ``idle_shutdown`` it is a shared server instead: it outlives this process
+    and stops once no client has held a lease for that many seconds.
+    """
     token = config.token or new_token()
+    command = _command(config)
+    if idle_shutdown is not None:
+        at = command.index("--watch-parent")
+        command[at : at + 2] = ["--idle-shutdown", str(idle_shutdown)]
     proc = subprocess.Popen(
-        _command(config),
+        command,
         stdout=subprocess.PIPE,
         env=_environment(config, token),
         start_new_session=True,
@@ -196,6 +287,9 @@ def spawn(config: ServerConfig) -> ServerHandle:
     except BaseException:
         _terminate(proc)
         raise
+
+    if idle_shutdown is not None:  # reap it whenever it ends, so it leaves no zombie
+        threading.Thread(target=proc.wait, name="asst-magic-reaper", daemon=True).start()
 
     def stop() -> None:
         _terminate(proc)
@@ -207,6 +301,8 @@ def _command(config: ServerConfig) -> list[str]:
     cmd = [sys.executable, "-m", "asst_magic.server", "serve", "--host", config.host]
     cmd += ["--port", str(config.port), "--data-dir", str(config.data_dir)]
     cmd += ["--max-body-bytes", str(config.max_body_bytes)]
+    if config.allowed_hosts:
+        cmd += ["--allowed-hosts", ",".join(config.allowed_hosts)]
     cmd += ["--watch-parent", str(os.getpid())]
     for cassette in config.cassettes:
         cmd += ["--cassette", str(cassette)]

@@ -1,4 +1,4 @@
-"""ASGI middleware in front of every route: bearer-token check and the body-size limit."""
+"""ASGI middleware in front of every route: Host check, bearer token, and the body-size limit."""
 
 from __future__ import annotations
 
@@ -8,28 +8,48 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from asst_magic.server.api.errors import APIError, internal_error, payload_too_large, unauthorized
+from asst_magic.server.api.errors import (
+    APIError,
+    bad_request,
+    internal_error,
+    payload_too_large,
+    unauthorized,
+)
 from asst_magic.server.wire import dumps
 
-__all__ = ["Guard"]
+__all__ = ["Guard", "host_name"]
 
 log = logging.getLogger(__name__)
 
 
 class Guard:
-    """Rejects requests without the server's token (401) or over the size limit (413)."""
+    """Rejects a foreign ``Host`` (400), a missing token (401), a body over the limit (413).
 
-    def __init__(self, app: ASGIApp, *, token: str, max_body_bytes: int) -> None:
+    ``hosts`` are the host names (without port) the server answers to; ``None``
+    accepts any. Checking them stops DNS rebinding: a web page whose own name
+    resolves to 127.0.0.1 still sends its own name as ``Host``.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        token: str,
+        max_body_bytes: int,
+        hosts: frozenset[str] | None = None,
+    ) -> None:
         self.app = app
         self._token = token.encode()
         self._limit = max_body_bytes
+        self._hosts = hosts
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         headers = dict(scope["headers"])
-        problem = self._auth_problem(headers.get(b"authorization"))
+        problem = self._host_problem(headers.get(b"host"))
+        problem = problem or self._auth_problem(headers.get(b"authorization"))
         if problem is None and int(headers.get(b"content-length", b"0") or 0) > self._limit:
             problem = payload_too_large(self._limit)
         if problem is not None:
@@ -59,6 +79,19 @@ class Guard:
             log.error("internal error serving %s %s", scope["method"], scope["path"], exc_info=exc)
             await _send_error(send, internal_error(exc))
 
+    def _host_problem(self, header: bytes | None) -> APIError | None:
+        if self._hosts is None or header is None:
+            return None
+        host = host_name(header.decode("latin-1"))
+        if host in self._hosts:
+            return None
+        return bad_request(
+            f"This server does not answer to the host name {host[:100]!r} (it answers to "
+            f"{', '.join(sorted(self._hosts))}). To reach it under another name, start it "
+            "with --allowed-hosts NAME.",
+            code="invalid_host",
+        )
+
     def _auth_problem(self, header: bytes | None) -> APIError | None:
         if header is None:
             return unauthorized("You didn't provide an API key (no Authorization header).")
@@ -79,6 +112,14 @@ class Guard:
             return message
 
         return limited
+
+
+def host_name(value: str) -> str:
+    """The host part of a ``Host`` header or ``host:port``, lower-cased, IPv6 unbracketed."""
+    value = value.strip().lower()
+    if value.startswith("["):
+        return value[1:].partition("]")[0]
+    return value.rpartition(":")[0] if value.count(":") == 1 else value
 
 
 async def _drain(receive: Receive) -> None:
