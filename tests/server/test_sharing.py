@@ -201,9 +201,9 @@ def test_stale_runtime_file_is_replaced_and_only_the_dead_servers_runs_are_recov
 
 
 def _serve_cli(data: Path) -> Any:
+    command = [sys.executable, "-m", "asst_magic.server", "serve", "--no-code-interpreter"]
     return subprocess.run(
-        [sys.executable, "-m", "asst_magic.server", "serve", "--no-code-interpreter"]
-        + ["--port", "0", "--data-dir", str(data)],
+        [*command, "--port", "0", "--data-dir", str(data)],
         capture_output=True,
         text=True,
         timeout=60,
@@ -225,7 +225,8 @@ def test_an_existing_world_readable_data_dir_is_made_private(tmp_path: Path) -> 
     data = tmp_path / "data"
     (data / "files").mkdir(parents=True)
     (data / "files" / "file-old").write_bytes(b"secret")
-    for path, mode in ((data, 0o755), (data / "files", 0o755), (data / "files" / "file-old", 0o644)):
+    old = data / "files" / "file-old"
+    for path, mode in ((data, 0o755), (data / "files", 0o755), (old, 0o644)):
         path.chmod(mode)
     notebook = Notebook(data, idle=30)
     try:

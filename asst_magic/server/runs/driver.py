@@ -49,6 +49,7 @@ class RunDriver:
         self.completion_tokens = 0
         self.task: asyncio.Task[None] | None = None
         self.cancel_requested = False
+        self.expire_requested = False  # past expires_at: end as expired, not cancelled
         self.started = False
         self.pending: ToolStepWriter | None = None  # the step waiting for tool outputs
         self._message: MessageWriter | None = None
@@ -81,8 +82,8 @@ class RunDriver:
         """The task body: turns until the run pauses or ends; never raises for run errors."""
         self.started = True
         try:
-            if self.cancel_requested:
-                self._end("cancelled", cancelled_at=self.ctx.now())
+            if self.expire_requested or self.cancel_requested:
+                self._stopped()
                 return
             self.set_status("in_progress", started_at=self.ctx.now())
             # The client sees the run start before the thread's history is read.
@@ -91,9 +92,9 @@ class RunDriver:
             while await self._turn():
                 self.turn_index += 1
         except asyncio.CancelledError:
-            if not self.cancel_requested:
+            if not (self.cancel_requested or self.expire_requested):
                 raise
-            self._end("cancelled", cancelled_at=self.ctx.now())
+            self._stopped()
         except ModelError as exc:
             self._fail(exc.code, str(exc))
         except ToolFailure as exc:
@@ -104,6 +105,13 @@ class RunDriver:
             self.ctx.push(encode_error(f"internal error in run {self.run['id']}: {exc!r}"))
         finally:
             self._close_stream()
+
+    def _stopped(self) -> None:
+        """End a run whose task was stopped: expired wins over a cancel asked meanwhile."""
+        if self.expire_requested:
+            self._end("expired")
+        else:
+            self._end("cancelled", cancelled_at=self.ctx.now())
 
     async def _turn(self) -> bool:
         """One model turn; True when another turn should follow."""
@@ -139,10 +147,7 @@ class RunDriver:
         return None
 
     async def _breathe(self) -> None:
-        stream = self.ctx.stream
-        if stream is not None:
-            await stream.room()
-        await asyncio.sleep(0)
+        await asyncio.sleep(0)  # never waits for a reader: a slow one is dropped instead
 
     async def _after_turn(self, end: TurnEnd) -> bool:
         usage = self._count(end.usage)

@@ -54,6 +54,7 @@ class RunEngine:
             ctx.emit("thread.created", thread)
         ctx.emit("thread.run.created", run)
         ctx.emit("thread.run.queued", run)
+        self._arm_expiry(run)
         self._launch(driver)
 
     def pending_calls(self, run_id: str) -> list[str]:
@@ -72,7 +73,6 @@ class RunEngine:
         """
         self.pending_calls(run_id)
         driver = self._drivers[run_id]
-        self._cancel_timer(run_id)
         driver.attach(stream)
         driver.resume(outputs)
         snapshot = dict(driver.run)
@@ -99,8 +99,8 @@ class RunEngine:
     def cancel(self, run_id: str) -> Obj:
         """Cancel an active run: ``cancelling`` now, ``cancelled`` once its task stops."""
         driver = self._drivers[run_id]
+        self._cancel_timer(run_id)
         if driver.task is None:  # waiting for tool outputs: nothing is running
-            self._cancel_timer(run_id)
             driver.end_now("cancelled", cancelled_at=driver.ctx.now())
             self._drivers.pop(run_id, None)
             return dict(driver.run)
@@ -138,18 +138,28 @@ class RunEngine:
         finally:
             driver.task = None
             run_id = driver.run["id"]
-            if driver.run["status"] == "requires_action":
-                self._timers[run_id] = asyncio.get_running_loop().call_later(
-                    max(0.0, driver.run["expires_at"] - self.clock()), self._expire, run_id
-                )
-            else:
+            if driver.run["status"] != "requires_action":
                 self._drivers.pop(run_id, None)
+                self._cancel_timer(run_id)
+
+    def _arm_expiry(self, run: Obj) -> None:
+        """End the run as ``expired`` at its ``expires_at``, whatever it is doing then."""
+        delay = max(0.0, run["expires_at"] - self.clock())
+        loop = asyncio.get_running_loop()
+        self._timers[run["id"]] = loop.call_later(delay, self._expire, run["id"])
 
     def _expire(self, run_id: str) -> None:
         self._timers.pop(run_id, None)
-        driver = self._drivers.pop(run_id, None)
-        if driver is not None and driver.run["status"] == "requires_action":
+        driver = self._drivers.get(run_id)
+        if driver is None:
+            return
+        if driver.task is None:  # waiting for tool outputs: nothing runs, end it here
+            self._drivers.pop(run_id, None)
             driver.end_now("expired")
+            return
+        driver.expire_requested = True  # the task ends the run at its next await
+        if driver.started:
+            driver.task.cancel()
 
     def _cancel_timer(self, run_id: str) -> None:
         handle = self._timers.pop(run_id, None)

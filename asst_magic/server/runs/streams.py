@@ -4,6 +4,10 @@ The engine ``push``es pre-encoded SSE events without awaiting; the response
 drains whatever has accumulated in one write, so a fast model is not slowed to
 one socket write per event. A response that goes away ``detach``es: the run
 keeps going and further events are dropped, as OpenAI's runs keep going.
+
+The run never waits for its reader: a reader that falls more than ``MAX_BEHIND``
+bytes behind (a client holding the stream open without reading) is dropped, and
+the run goes on at its own pace to its end, which is stored as always.
 """
 
 from __future__ import annotations
@@ -18,11 +22,19 @@ from typing import Any, TypeVar
 from asst_magic.server.wire import dumps
 from asst_magic.sse import REASONING_EVENT, REASONING_HEADER, encode_done, encode_event
 
-__all__ = ["REASONING_EVENT", "REASONING_HEADER", "SLOT", "DeltaTemplate", "EventStream", "closing"]
+__all__ = [
+    "MAX_BEHIND",
+    "REASONING_EVENT",
+    "REASONING_HEADER",
+    "SLOT",
+    "DeltaTemplate",
+    "EventStream",
+    "closing",
+]
 
 SLOT = object()  # marks the spliced string in a DeltaTemplate's data
 
-_HIGH_WATER = 256
+MAX_BEHIND = 8 * 1024 * 1024  # bytes a reader may lag before its stream is dropped
 
 
 class EventStream:
@@ -31,25 +43,26 @@ class EventStream:
     ``reasoning`` says the reader asked for ``REASONING_EVENT``s.
     """
 
-    def __init__(self, *, reasoning: bool = False) -> None:
+    def __init__(self, *, reasoning: bool = False, max_behind: int = MAX_BEHIND) -> None:
         self.reasoning = reasoning
         self._chunks: list[bytes] = []
+        self._queued = 0
+        self._max_behind = max_behind
         self._wake = asyncio.Event()
-        self._room = asyncio.Event()
-        self._room.set()
         self._idle = asyncio.Event()  # the reader has written all and waits for more
         self.closed = False
         self.detached = False
 
     def push(self, chunk: bytes) -> None:
-        """Queue one encoded event."""
+        """Queue one encoded event; a reader too far behind is dropped instead."""
         if self.detached or self.closed:
             return
         self._chunks.append(chunk)
+        self._queued += len(chunk)
         self._idle.clear()
         self._wake.set()
-        if len(self._chunks) >= _HIGH_WATER:
-            self._room.clear()
+        if self._queued > self._max_behind:
+            self.detach()
 
     def close(self) -> None:
         """Queue ``event: done`` and end the stream; idempotent."""
@@ -59,15 +72,11 @@ class EventStream:
             self._wake.set()
 
     def detach(self) -> None:
-        """The reader is gone: drop queued and future events, never block the writer."""
+        """The reader is gone or too slow: drop queued and future events, end the response."""
         self.detached = True
         self._chunks.clear()
-        self._room.set()
-
-    async def room(self) -> None:
-        """Wait while the reader is far behind (backpressure for fast models)."""
-        if not self._room.is_set():
-            await self._room.wait()
+        self._queued = 0
+        self._wake.set()
 
     async def flushed(self, timeout: float) -> None:
         """Wait, at most ``timeout`` seconds, until the reader has written what is queued."""
@@ -78,14 +87,13 @@ class EventStream:
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         try:
-            while True:
+            while not self.detached:
                 if not self._chunks:
                     self._idle.set()  # what was yielded before has been sent
                 await self._wake.wait()
                 self._wake.clear()
-                chunks, self._chunks = self._chunks, []
-                self._room.set()
-                if chunks:
+                chunks, self._chunks, self._queued = self._chunks, [], 0
+                if chunks and not self.detached:
                     yield b"".join(chunks)
                 if self.closed and not self._chunks:
                     return
