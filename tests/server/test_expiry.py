@@ -18,7 +18,7 @@ HELLO = {"user": "Hello", "turns": [{"text": "Hi"}]}
 
 def test_an_in_progress_run_expires_and_frees_its_thread(start_server: Start) -> None:
     slow = {"user": "Talk", "delay": 0.05, "turns": [{"text": ["word "] * 2000}]}
-    client = client_for(start_server([slow, HELLO], run_expiry_seconds=1))
+    client = client_for(start_server([slow, HELLO], run_expiry_seconds=3))
     assistant = client.beta.assistants.create(model="replay")
     thread = client.beta.threads.create(messages=[{"role": "user", "content": "Talk"}])
     run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id)
