@@ -11,6 +11,7 @@ import urllib.request
 from collections.abc import Callable
 from typing import Any
 
+import openai
 import pytest
 from server_support import client_for
 
@@ -232,6 +233,22 @@ def test_list_files_by_purpose_filters_before_paging(start_server: Start) -> Non
     assert page.has_more is True
     everything = [f.id for f in client.files.list(purpose="assistants", limit=2)]
     assert everything == wanted[::-1]
+
+
+def test_files_list_pages_up_to_ten_thousand_and_assistants_lists_to_a_hundred(
+    start_server: Start,
+) -> None:
+    client = client_for(start_server())
+    ids = [client.files.create(file=(f"f{i}.txt", b"x"), purpose="assistants").id for i in range(3)]
+    everything = client.files.list(limit=1000)  # OpenAI's Files list: 1-10,000
+    assert [f.id for f in everything.data] == ids[::-1] and everything.has_more is False
+    assert [f.id for f in client.files.list(limit=10_000).data] == ids[::-1]
+    with pytest.raises(openai.BadRequestError) as info:
+        client.files.list(limit=10_001)
+    assert "between 1 and 10000" in info.value.message
+    with pytest.raises(openai.BadRequestError) as info:
+        client.beta.assistants.list(limit=1000)  # the Assistants lists stay 1-100
+    assert "between 1 and 100." in info.value.message
 
 
 def test_bad_cursor_names_the_parameter_it_came_from(start_server: Start) -> None:

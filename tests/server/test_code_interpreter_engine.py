@@ -195,3 +195,48 @@ def test_a_sandbox_that_raises_fails_the_run_with_the_error(start_server: Start)
     assert run.last_error is not None
     assert "The code interpreter failed: OSError('sandbox disk is gone')" in run.last_error.message
     assert statuses == ["failed"]
+
+
+class TextDeltas(openai.AssistantEventHandler):
+    """What an SDK user's ``on_text_delta`` receives."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.deltas: list[openai.types.beta.threads.TextDelta] = []
+
+    def on_text_delta(self, delta: openai.types.beta.threads.TextDelta, snapshot: object) -> None:
+        self.deltas.append(delta)
+
+
+def test_on_text_delta_gets_text_with_the_annotation_of_a_link_split_across_chunks(
+    start_server: Start,
+) -> None:
+    save = {
+        "tool_calls": [
+            {
+                "type": "code_interpreter",
+                "input": "open('/mnt/data/out.csv', 'w').write('a,b\\n1,2\\n')",
+            }
+        ]
+    }
+    answer = {"text": ["Saved ", "[the table](sandbox:/mnt", "/data/out.csv", ") for you."]}
+    client = client_for(
+        start_server([{"user": "Save it", "turns": [save, answer]}], code_interpreter=True)
+    )
+    assistant = client.beta.assistants.create(model="replay", tools=[{"type": "code_interpreter"}])
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "Save it"}])
+    handler = TextDeltas()
+    with client.beta.threads.runs.stream(
+        thread_id=thread.id, assistant_id=assistant.id, event_handler=handler
+    ) as stream:
+        stream.until_done()
+
+    values = [d.value for d in handler.deltas]
+    assert None not in values  # a user printing delta.value never prints "None"
+    assert "".join(values) == "Saved [the table](sandbox:/mnt/data/out.csv) for you."  # type: ignore[arg-type]
+    (linked,) = [d for d in handler.deltas if d.annotations]
+    (annotation,) = linked.annotations  # type: ignore[misc]
+    assert annotation.text in linked.value  # type: ignore[operator]
+    assert annotation.text == "sandbox:/mnt/data/out.csv"
+    assert annotation.start_index == len("Saved [the table](")
+    assert client.files.content(annotation.file_path.file_id).read() == b"a,b\n1,2\n"  # type: ignore[union-attr]

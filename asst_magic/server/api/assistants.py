@@ -131,7 +131,9 @@ async def file_content(request: Request) -> Response:
 async def list_files(request: Request) -> Response:
     state = state_of(request)
     purpose = request.query_params.get("purpose") or None
-    items, more = state.store.page("file", purpose=purpose, **page_params(request))
+    # The Files list pages up to 10,000 (its default); the Assistants lists up to 100.
+    page = page_params(request, most=10_000, default=10_000)
+    items, more = state.store.page("file", purpose=purpose, **page)
     return state.json(list_object(items, more))
 
 

@@ -166,16 +166,20 @@ def _image_fields(inner: Obj, key: str) -> Obj:
     return out
 
 
-def page_params(request: Request) -> Obj:
-    """``limit`` (1-100, default 20), ``order`` (asc/desc, default desc), ``after``, ``before``."""
+def page_params(request: Request, *, most: int = 100, default: int = 20) -> Obj:
+    """``limit`` (1-``most``, default ``default``), ``order`` (asc/desc, default desc),
+    ``after``, ``before``.
+
+    Example: ``page_params(request, most=10_000, default=10_000)`` for the Files list.
+    """
     query = request.query_params
     try:
-        limit = int(query.get("limit", "20"))
+        limit = int(query.get("limit", str(default)))
     except ValueError:
         limit = -1
-    if not 1 <= limit <= 100:
+    if not 1 <= limit <= most:
         raise bad_request(
-            "Invalid 'limit': expected an integer between 1 and 100.", "limit", "invalid_value"
+            f"Invalid 'limit': expected an integer between 1 and {most}.", "limit", "invalid_value"
         )
     order = query.get("order", "desc")
     if order not in ("asc", "desc"):

@@ -235,7 +235,7 @@ class RunDriver:
 
     def _open_message(self) -> MessageWriter:
         if self._message is None:
-            self._message = MessageWriter(self.ctx, self._images)
+            self._message = MessageWriter(self.ctx, self._images, self.code.linked_file_finder())
             self._images = []
             self._message.open()
             self._turn_messages.append(self._message.message["id"])
@@ -251,10 +251,7 @@ class RunDriver:
         writer, self._message = self._message, None
         if writer is None:
             return
-        annotations = self.code.annotations(writer.text) if status == "completed" else []
-        if annotations:
-            writer.annotate(annotations)
-        writer.finish(status, usage, annotations, reason=reason)
+        writer.finish(status, usage, reason=reason)
 
     def _open_tools(self) -> ToolStepWriter:
         if self._tools is None:

@@ -14,6 +14,7 @@ from typing import Any
 
 from asst_magic.server import objects
 from asst_magic.server.ids import new_id
+from asst_magic.server.runs.links import LinkBuffer, link_spans
 from asst_magic.server.runs.streams import REASONING_EVENT, SLOT, DeltaTemplate, EventStream
 from asst_magic.server.store import Store
 from asst_magic.server.wire import encode_event_safely
@@ -56,10 +57,24 @@ class RunContext:
 
 
 class MessageWriter:
-    """A ``message_creation`` step and its assistant message, streamed as text arrives."""
+    """A ``message_creation`` step and its assistant message, streamed as text arrives.
 
-    def __init__(self, ctx: RunContext, image_file_ids: list[str]) -> None:
+    With ``linked_file`` (the code interpreter's ``sandbox:/mnt/data/NAME`` -> file id,
+    or None), the delta holding such a link carries its ``file_path`` annotation, as
+    OpenAI's servers send an annotation with the text it covers.
+    """
+
+    def __init__(
+        self,
+        ctx: RunContext,
+        image_file_ids: list[str],
+        linked_file: Callable[[str], str | None] | None = None,
+    ) -> None:
         self.ctx = ctx
+        self._linked_file = linked_file
+        self._links = LinkBuffer() if linked_file is not None else None
+        self.annotations: list[Obj] = []
+        self._length = 0  # characters of text sent so far
         run, now = ctx.run, ctx.now()
         message_id = new_id("msg_")
         self.step = objects.step_object(
@@ -99,11 +114,19 @@ class MessageWriter:
 
     def append(self, text: str) -> None:
         """Stream one piece of text (the first piece carries ``annotations: []``)."""
-        if self.parts:
+        if self._links is None:
+            self._send(text)
+        else:
+            self._send_linked(self._links.feed(text), annotate=True)
+
+    def _send(self, text: str, annotations: list[Obj] | None = None) -> None:
+        if self.parts and not annotations:
             self.ctx.push(self._later.render(text))
         else:
-            self.ctx.emit("thread.message.delta", self._delta({"value": text, "annotations": []}))
+            fields = {"value": text, "annotations": annotations or []}
+            self.ctx.emit("thread.message.delta", self._delta(fields))
         self.parts.append(text)
+        self._length += len(text)
         if self.ctx.clock() - self._saved_at >= SAVE_EVERY:
             self._save_progress()
 
@@ -113,30 +136,51 @@ class MessageWriter:
         progress = {**self.message, "content": [*self.images, objects.text_block(self.text)]}
         self.ctx.store.put("message", progress)
 
+    def _send_linked(self, text: str, *, annotate: bool) -> None:
+        """Send ``text`` with the ``file_path`` annotations of the files it links."""
+        if text:
+            self._send(text, self._annotations_in(text) if annotate else None)
+
+    def _annotations_in(self, text: str) -> list[Obj]:
+        """Annotations (with their ``index``) for links in ``text`` to files that exist."""
+        assert self._linked_file is not None
+        found = []
+        for start, end in link_spans(text):
+            file_id = self._linked_file(text[start:end])
+            if file_id is None:
+                continue
+            annotation = {
+                "type": "file_path",
+                "text": text[start:end],
+                "start_index": self._length + start,
+                "end_index": self._length + end,
+                "file_path": {"file_id": file_id},
+            }
+            found.append({"index": len(self.annotations), **annotation})
+            self.annotations.append(annotation)
+        return found
+
     @property
     def text(self) -> str:
         """The text so far."""
         return "".join(self.parts)
 
-    def annotate(self, annotations: list[Obj]) -> None:
-        """Stream annotations found once the text is complete."""
-        indexed = [{"index": i, **a} for i, a in enumerate(annotations)]
-        self.ctx.emit("thread.message.delta", self._delta({"annotations": indexed}))
-
     def finish(
         self,
         status: str,
         usage: Obj | None,
-        annotations: list[Obj] | None = None,
         *,
         step_status: str = "completed",
         reason: str = "max_tokens",
     ) -> None:
-        """Commit the final message and step, then announce them."""
+        """Send any text held back, commit the final message and step, then announce them."""
+        if self._links is not None:
+            # A link cut off by a length limit or a cancel is not annotated.
+            self._send_linked(self._links.flush(), annotate=status == "completed")
         now = self.ctx.now()
         content = list(self.images)
         if self.parts or not content:
-            content.append(objects.text_block(self.text, annotations))
+            content.append(objects.text_block(self.text, self.annotations))
         self.message.update(content=content, status=status)
         if status == "completed":
             self.message["completed_at"] = now

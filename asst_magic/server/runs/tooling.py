@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-import re
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote
 
@@ -30,10 +30,6 @@ __all__ = [
 ]
 
 Obj = dict[str, Any]
-
-# A link ends before whitespace, a closing bracket or quote, and trailing punctuation
-# (``see sandbox:/mnt/data/out.csv.`` names ``out.csv``).
-_SANDBOX_LINK = re.compile(r"sandbox:/mnt/data/[^\s)\]\"'<>]*[^\s)\]\"'<>.,;:!?]")
 
 # Outcomes where the interpreter itself failed (not the code): the step fails.
 _BROKEN = ("kernel_died", "unavailable")
@@ -211,28 +207,22 @@ class CodeRunner:
             return [file["id"]]
         raise ToolFailure(f"The code interpreter sent an unknown output {output!r}")
 
-    def annotations(self, text: str) -> list[Obj]:
-        """``file_path`` annotations for ``sandbox:/mnt/data/NAME`` links to files that exist."""
-        if self.sandbox is None or "sandbox:/mnt/data/" not in text:
-            return []
-        uploaded: dict[str, str] = {}
-        found = []
-        for match in _SANDBOX_LINK.finditer(text):
-            link = unquote(match.group(0))
-            file_id = uploaded.get(link) or self._upload(link)
-            if file_id is None:
-                continue
-            uploaded[link] = file_id
-            found.append(
-                {
-                    "type": "file_path",
-                    "text": match.group(0),
-                    "start_index": match.start(),
-                    "end_index": match.end(),
-                    "file_path": {"file_id": file_id},
-                }
-            )
-        return found
+    def linked_file_finder(self) -> Callable[[str], str | None] | None:
+        """What turns a ``sandbox:/mnt/data/NAME`` link into a file id; None without a sandbox.
+
+        Each linked file is stored once per message, however often it is linked.
+        """
+        if self.sandbox is None:
+            return None
+        uploaded: dict[str, str | None] = {}
+
+        def linked_file(link: str) -> str | None:
+            name = unquote(link)
+            if name not in uploaded:
+                uploaded[name] = self._upload(name)
+            return uploaded[name]
+
+        return linked_file
 
     def _upload(self, link: str) -> str | None:
         """Store the file a ``sandbox:`` link names as an ``assistants_output`` file."""
