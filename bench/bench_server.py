@@ -204,12 +204,12 @@ def thread_lengths(data_dir: Path) -> None:
 
 def _thread_of(client: httpx2.Client, data_dir: Path, messages: int) -> str:
     """A thread with ``messages`` earlier messages (copied into the store in one go)."""
-    from asst_magic.server.store import Store
+    from asst_magic.server.store import open_store
 
     thread = client.post("/threads", json={"messages": [{"role": "user", "content": "x"}]})
     thread_id = thread.json()["id"]
     message = client.get(f"/threads/{thread_id}/messages").json()["data"][0]
-    store = Store(data_dir)
+    store = open_store(ServerConfig(data_dir=data_dir))
     with store.transaction():
         for i in range(messages):
             role = "user" if i % 2 else "assistant"

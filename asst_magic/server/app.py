@@ -27,7 +27,7 @@ from asst_magic.server.models import ModelRegistry, default_registry
 from asst_magic.server.runs.engine import RunEngine, recover_interrupted_runs
 from asst_magic.server.runtime import ServerLock
 from asst_magic.server.state import ServerState
-from asst_magic.server.store import Store
+from asst_magic.server.store import open_store
 from asst_magic.server.wire import SafeJSONResponse
 
 __all__ = ["create_app"]
@@ -51,7 +51,7 @@ def create_app(
     ``sandbox=None`` serves without a code interpreter (its calls fail their
     run); ``models`` defaults to ``default_registry(config)``.
     """
-    store = Store(config.data_dir)
+    store = open_store(config)
     recovered = recover_interrupted_runs(store, ServerState.now())
     if recovered:
         log.warning("marked %d run(s) interrupted by the last shutdown as failed", recovered)

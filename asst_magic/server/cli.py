@@ -17,6 +17,7 @@ from asst_magic.server.code_interpreter.confinement import SANDBOX_MODES
 from asst_magic.server.config import ServerConfig
 from asst_magic.server.ids import new_token
 from asst_magic.server.launch import (
+    DATABASE_URL_ENV,
     MODEL_KEY_ENV,
     TOKEN_ENV,
     StartupError,
@@ -73,6 +74,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--cassette", type=Path, action="append", default=[], help="replay cassette (repeatable)"
     )
     serve.add_argument("--max-body-bytes", type=int, default=32 * 1024 * 1024)
+    serve.add_argument(
+        "--database-url",
+        default=None,
+        help=f"keep objects in PostgreSQL, e.g. postgresql://asst@db.example/asst (default: "
+        f"${DATABASE_URL_ENV}, else SQLite under --data-dir; prefer the variable when the URL "
+        "holds a password: arguments are visible to other users)",
+    )
     _add_code_arguments(serve)
     _add_model_arguments(serve)
     serve.add_argument("--watch-parent", type=int, default=None, help=argparse.SUPPRESS)
@@ -210,6 +218,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     config = ServerConfig(
         data_dir=args.data_dir or Path(platformdirs.user_data_dir("asst_magic", appauthor=False)),
+        database_url=args.database_url or os.environ.get(DATABASE_URL_ENV) or None,
         host=args.host,
         port=args.port,
         token=token,

@@ -25,9 +25,12 @@ class ServerConfig:
     model and any silence of it (before or between stream chunks), in seconds.
     ``allowed_hosts`` are host names the ``Host`` header may carry besides the
     bound address (and, on loopback, ``localhost``).
+    ``database_url`` (``postgresql://…``) keeps the objects in PostgreSQL instead of
+    SQLite under ``data_dir``.
     """
 
     data_dir: Path
+    database_url: str | None = field(default=None, repr=False)
     host: str = "127.0.0.1"
     port: int = 0
     token: str | None = None

@@ -34,6 +34,7 @@ from asst_magic.server.models import ModelRegistry
 from asst_magic.server.runtime import RuntimeInfo, ServerLock
 
 __all__ = [
+    "DATABASE_URL_ENV",
     "MODEL_KEY_ENV",
     "TOKEN_ENV",
     "ServerHandle",
@@ -51,6 +52,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 TOKEN_ENV = "ASST_MAGIC_TOKEN"
+DATABASE_URL_ENV = "ASST_MAGIC_DATABASE_URL"
 MODEL_KEY_ENV = "ASST_MAGIC_MODEL_API_KEY"
 _START_TIMEOUT = 60.0
 _DEFAULT: Any = object()
@@ -350,6 +352,11 @@ def _model_arguments(config: ServerConfig) -> list[str]:
 
 def _environment(config: ServerConfig, token: str) -> dict[str, str]:
     env = {**os.environ, TOKEN_ENV: token}
+    # The URL may hold a password, so it travels like the token; without one, the child
+    # keeps to its config's SQLite store whatever our environment says.
+    env.pop(DATABASE_URL_ENV, None)
+    if config.database_url:
+        env[DATABASE_URL_ENV] = config.database_url
     if config.model_api_key:
         env[MODEL_KEY_ENV] = config.model_api_key
     elif config.model_url:

@@ -9,6 +9,7 @@ from typing import Any
 
 import openai
 import pytest
+from postgres_support import PostgresCluster
 from server_support import Entry, client_for, write_cassette
 
 from asst_magic.server import ServerConfig, ServerHandle, start_in_thread
@@ -22,8 +23,47 @@ def _quiet_deprecations() -> Iterator[None]:
         yield
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A module with ``STORES = BOTH_STORES`` runs its server tests on SQLite and PostgreSQL."""
+    kinds = getattr(metafunc.module, "STORES", None)
+    if kinds and "store_kind" in metafunc.fixturenames:
+        metafunc.parametrize("store_kind", kinds, indirect=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster() -> Iterator[PostgresCluster]:
+    """One throwaway PostgreSQL cluster for the whole session, started on first use."""
+    cluster = PostgresCluster.start()
+    yield cluster
+    cluster.stop()
+
+
 @pytest.fixture
-def start_server(tmp_path: Path) -> Iterator[Callable[..., ServerHandle]]:
+def postgres_url(postgres_cluster: PostgresCluster) -> str:
+    """A fresh PostgreSQL database's URL, for tests about PostgreSQL alone."""
+    return postgres_cluster.new_database()
+
+
+@pytest.fixture
+def store_kind(request: pytest.FixtureRequest) -> str:
+    """``sqlite`` unless the module parametrizes it."""
+    kind: str = getattr(request, "param", "sqlite")
+    return kind
+
+
+@pytest.fixture
+def database_url(store_kind: str, request: pytest.FixtureRequest) -> str | None:
+    """``None`` (SQLite under the data dir), or a fresh PostgreSQL database's URL."""
+    if store_kind == "sqlite":
+        return None
+    cluster: PostgresCluster = request.getfixturevalue("postgres_cluster")
+    return cluster.new_database()
+
+
+@pytest.fixture
+def start_server(
+    tmp_path: Path, database_url: str | None
+) -> Iterator[Callable[..., ServerHandle]]:
     """Start servers over cassettes; every one is stopped at teardown."""
     handles: list[ServerHandle] = []
 
@@ -39,6 +79,7 @@ def start_server(tmp_path: Path) -> Iterator[Callable[..., ServerHandle]]:
         if entries is not None:
             cassettes = (write_cassette(tmp_path / f"c{len(handles)}.jsonl", entries),)
         options.setdefault("data_dir", tmp_path / "data")
+        options.setdefault("database_url", database_url)
         options.setdefault("code_interpreter", False)
         config = ServerConfig(cassettes=tuple(cassettes), **options)
         handle = start_in_thread(config, models=models, **sandbox)

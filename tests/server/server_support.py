@@ -15,10 +15,20 @@ import openai
 from asst_magic.server import ServerHandle
 from asst_magic.sse import SSEDecoder
 
-__all__ = ["VECTORS", "Entry", "SlowRequest", "client_for", "sse_events", "write_cassette"]
+__all__ = [
+    "BOTH_STORES",
+    "VECTORS",
+    "Entry",
+    "SlowRequest",
+    "client_for",
+    "sse_events",
+    "write_cassette",
+]
 
 Entry = dict[str, Any]
 VECTORS = Path(__file__).parent.parent / "vectors" / "assistants"
+# ``STORES = BOTH_STORES`` in a test module runs its server tests on both stores.
+BOTH_STORES = ("sqlite", "postgresql")
 
 
 def write_cassette(path: Path, entries: list[Entry]) -> Path:

@@ -13,9 +13,12 @@ from typing import Any
 
 import openai
 import pytest
-from server_support import client_for
+from server_support import BOTH_STORES, client_for
 
 from asst_magic.server import ServerHandle
+
+# The server suite runs against both stores (SQLite and PostgreSQL).
+STORES = BOTH_STORES
 
 Start = Callable[..., ServerHandle]
 HELLO = {"user": "Hello", "turns": [{"text": "Hi"}]}

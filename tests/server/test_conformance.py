@@ -26,7 +26,10 @@ from pathlib import Path
 from typing import Any
 
 import openai
-from server_support import VECTORS, sse_events
+from server_support import BOTH_STORES, VECTORS, sse_events
+
+# The server suite runs against both stores (SQLite and PostgreSQL).
+STORES = BOTH_STORES
 
 Serve = Callable[..., openai.OpenAI]
 Events = list[tuple[str, Any]]

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from server_support import client_for, write_cassette
 
 from asst_magic.server import ServerConfig, ServerHandle, start_in_thread
-from asst_magic.server.store import Store
+from asst_magic.server.store import open_store
 from asst_magic.sse import SSEDecoder
 
 HELLO = {"user": "Hello", "turns": [{"text": "Hi"}]}
@@ -249,7 +249,7 @@ _URLS = {
 
 
 def _every_object_is_readable(client: Client, data_dir: Path) -> None:
-    store = Store(data_dir)
+    store = open_store(ServerConfig(data_dir=data_dir))
     try:
         stored = {kind: store.select(kind) for kind in _URLS}
     finally:

@@ -9,9 +9,10 @@ from typing import Any
 import openai
 import pytest
 
+from asst_magic.server import ServerConfig
 from asst_magic.server.models import ModelRegistry, NamedModel
 from asst_magic.server.models.base import TextChunk, TurnEnd, TurnRequest, UserText
-from asst_magic.server.store import Store
+from asst_magic.server.store import open_store
 
 Serve = Callable[..., openai.OpenAI]
 ENTRIES = [{"user": "latest question", "turns": [{"text": ["the answer"]}]}]
@@ -34,7 +35,7 @@ def long_thread(client: openai.OpenAI, data_dir: Path, messages: int, last: str)
     """A thread of ``messages`` earlier messages (written straight to the store), then ``last``."""
     thread = client.beta.threads.create(messages=[{"role": "user", "content": "first"}])
     template = client.beta.threads.messages.list(thread.id).data[0].to_dict()
-    store = Store(data_dir)
+    store = open_store(ServerConfig(data_dir=data_dir))
     with store.transaction():
         for i in range(messages):
             role = "assistant" if i % 2 else "user"
@@ -90,13 +91,13 @@ def test_last_messages_truncation_bounds_what_is_read(
 
 
 def test_the_store_reads_a_thread_newest_first_a_page_at_a_time(tmp_path: Path) -> None:
-    store = Store(tmp_path)
+    store = open_store(ServerConfig(data_dir=tmp_path))
     with store.transaction():
         for i in range(1000):
             store.put("message", {"id": f"m{i}", "thread_id": "t", "n": i})
             store.put("run", {"id": f"r{i}", "thread_id": "t", "status": "completed"})
     queries: list[str] = []
-    store._db.set_trace_callback(queries.append)
+    store.database._db.set_trace_callback(queries.append)  # type: ignore[attr-defined]
     newest = store.newest(("message",), thread_id="t")
     assert [next(newest)["n"] for _ in range(3)] == [999, 998, 997]
     assert len([q for q in queries if q.startswith("SELECT")]) == 1  # one page, not 1,000 rows

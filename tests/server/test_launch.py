@@ -16,11 +16,13 @@ from typing import Any
 
 import openai
 import pytest
-from server_support import client_for, write_cassette
+from server_support import BOTH_STORES, client_for, write_cassette
 
 from asst_magic.server import ServerConfig, spawn, start_in_thread
 from asst_magic.server.api.errors import StartupError
 
+# The restart and crash tests (those taking ``database_url``) run on both stores.
+STORES = BOTH_STORES
 HELLO = {"user": "Hello", "turns": [{"text": ["Hi", "!"]}]}
 CODE: Any = {"type": "code_interpreter"}
 
@@ -47,9 +49,12 @@ def test_start_in_thread_stop_leaves_no_thread(tmp_path: Path) -> None:
     assert set(threading.enumerate()) <= before
 
 
-def test_restart_on_same_data_dir_keeps_everything(tmp_path: Path) -> None:
+def test_restart_on_same_data_dir_keeps_everything(
+    tmp_path: Path, database_url: str | None
+) -> None:
     config = ServerConfig(
         data_dir=tmp_path / "data",
+        database_url=database_url,
         cassettes=(write_cassette(tmp_path / "c.jsonl", [HELLO]),),
         code_interpreter=False,
     )
@@ -102,10 +107,13 @@ def test_spawn_serves_and_stop_ends_the_child(tmp_path: Path) -> None:
         raise AssertionError("server still answering after stop()")
 
 
-def test_killed_server_run_is_marked_failed_on_restart(tmp_path: Path) -> None:
+def test_killed_server_run_is_marked_failed_on_restart(
+    tmp_path: Path, database_url: str | None
+) -> None:
     slow = {"user": "Hello", "delay": 0.05, "turns": [{"text": ["tick "] * 2000}]}
     config = ServerConfig(
         data_dir=tmp_path / "data",
+        database_url=database_url,
         cassettes=(write_cassette(tmp_path / "c.jsonl", [slow]),),
         code_interpreter=False,
     )

@@ -5,6 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import openai
+from server_support import BOTH_STORES
+
+# The server suite runs against both stores (SQLite and PostgreSQL).
+STORES = BOTH_STORES
 
 Serve = Callable[..., openai.OpenAI]
 

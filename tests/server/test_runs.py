@@ -9,7 +9,10 @@ from typing import Any
 import openai
 from openai import AssistantEventHandler
 from openai.types.beta.threads import Text, TextDelta
-from server_support import sse_events
+from server_support import BOTH_STORES, sse_events
+
+# The server suite runs against both stores (SQLite and PostgreSQL).
+STORES = BOTH_STORES
 
 Serve = Callable[..., openai.OpenAI]
 

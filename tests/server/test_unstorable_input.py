@@ -13,9 +13,9 @@ from urllib.parse import urlsplit
 import pytest
 from server_support import client_for, sse_events
 
-from asst_magic.server import ServerHandle
+from asst_magic.server import ServerConfig, ServerHandle
 from asst_magic.server.api.payload import MAX_DEPTH
-from asst_magic.server.store import Store
+from asst_magic.server.store import open_store
 from asst_magic.sse import SSEDecoder
 
 Start = Callable[..., ServerHandle]
@@ -105,7 +105,7 @@ def test_lone_surrogate_in_a_run_writes_no_run_and_leaves_the_thread_free(
 
 def _old_broken_store(data_dir: Path) -> dict[str, str]:
     """A data dir as an older server left it: an assistant, thread and run stored broken."""
-    store = Store(data_dir)
+    store = open_store(ServerConfig(data_dir=data_dir))
     try:
         assistant = {
             "id": "asst_old", "object": "assistant", "created_at": 1, "name": "bad \ud800 name",

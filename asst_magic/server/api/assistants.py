@@ -124,7 +124,7 @@ async def delete_file(request: Request) -> Response:
 async def file_content(request: Request) -> Response:
     state = state_of(request)
     file = state.require("file", request.path_params["file_id"])
-    data = state.store.file_path(file["id"]).read_bytes()
+    data = state.store.read_file(file["id"])
     return Response(data, media_type="application/octet-stream")
 
 

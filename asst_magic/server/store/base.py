@@ -1,62 +1,43 @@
-"""SQLite storage of API objects as JSON documents, plus uploaded file bytes on disk.
+"""API objects as JSON documents in one SQL table, over SQLite or PostgreSQL.
 
 One table holds every object: its id, kind, thread and run ids, status, a
 creation sequence number (the order lists and cursors use) and the JSON the
 API returns. Every ``put`` commits at once unless inside ``transaction()``.
+The SQL is written once, with ``?`` placeholders; a ``Database`` adapts it.
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
-import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from asst_magic.server.api.errors import StartupError, bad_request
+from asst_magic.server.api.errors import bad_request
 from asst_magic.server.ids import new_id
 from asst_magic.server.objects import file_object
+from asst_magic.server.store.database import Database
 
 __all__ = ["Store"]
 
 Obj = dict[str, Any]
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS objects (
-    id TEXT PRIMARY KEY,
-    kind TEXT NOT NULL,
-    thread_id TEXT,
-    run_id TEXT,
-    status TEXT,
-    seq INTEGER NOT NULL,
-    data TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS objects_by_thread ON objects (kind, thread_id, seq);
-CREATE INDEX IF NOT EXISTS objects_by_run ON objects (kind, run_id, seq);
-CREATE INDEX IF NOT EXISTS objects_by_status ON objects (kind, status);
-CREATE INDEX IF NOT EXISTS objects_by_thread_seq ON objects (thread_id, seq);
-"""
-
 _PAGE = 64  # rows per query of a newest-first read
+_AFTER_ALL = 2**62  # a seq above any (microseconds since the epoch)
 
 
 class Store:
-    """The server's durable state under ``data_dir`` (``asst.sqlite3`` and ``files/``)."""
+    """The server's durable state: objects in ``db``, uploaded bytes in its file area."""
 
-    def __init__(self, data_dir: Path) -> None:
-        self.files_dir = data_dir / "files"
-        try:
-            self._db = _open(data_dir, self.files_dir)
-        except (OSError, sqlite3.Error) as exc:
-            raise StartupError(
-                f"Cannot use the data directory {data_dir}: {_reason(exc)}. Pass a writable "
-                "--data-dir (ServerConfig.data_dir), or fix its permissions."
-            ) from exc
-        row = self._db.execute("SELECT max(seq) FROM objects").fetchone()
-        self._seq = int(row[0] or 0)
+    def __init__(self, db: Database) -> None:
+        self._db = db
         self._depth = 0
+
+    @property
+    def database(self) -> Database:
+        """The database this store writes to."""
+        return self._db
 
     def close(self) -> None:
         """Close the database; idempotent."""
@@ -72,22 +53,21 @@ class Store:
             finally:
                 self._depth -= 1
             return
-        self._db.execute("BEGIN")
+        self._db.run("BEGIN")
         self._depth = 1
         try:
             yield
         except BaseException:
-            self._db.execute("ROLLBACK")
+            self._db.run("ROLLBACK")
             raise
         else:
-            self._db.execute("COMMIT")
+            self._db.run("COMMIT")
         finally:
             self._depth = 0
 
     def put(self, kind: str, obj: Obj) -> None:
         """Insert or update ``obj`` (keeps its original place in list order)."""
-        self._seq = max(self._seq + 1, time.time_ns() // 1000)
-        self._db.execute(
+        self._db.run(
             "INSERT INTO objects (id, kind, thread_id, run_id, status, seq, data)"
             " VALUES (?, ?, ?, ?, ?, ?, ?)"
             " ON CONFLICT (id) DO UPDATE SET status = excluded.status, data = excluded.data",
@@ -97,26 +77,26 @@ class Store:
                 obj.get("thread_id") if kind != "thread" else obj["id"],
                 obj.get("run_id"),
                 obj.get("status"),
-                self._seq,
+                self._db.next_seq(),
                 json.dumps(obj, separators=(",", ":")),
             ),
         )
 
     def get(self, kind: str, object_id: str) -> Obj | None:
         """The object, or ``None``."""
-        row = self._db.execute(
+        rows = self._db.rows(
             "SELECT data FROM objects WHERE id = ? AND kind = ?", (object_id, kind)
-        ).fetchone()
-        return None if row is None else json.loads(row[0])
+        )
+        return json.loads(rows[0][0]) if rows else None
 
     def delete(self, object_id: str) -> None:
         """Remove one object."""
-        self._db.execute("DELETE FROM objects WHERE id = ?", (object_id,))
+        self._db.run("DELETE FROM objects WHERE id = ?", (object_id,))
 
     def delete_thread(self, thread_id: str) -> None:
         """Remove a thread with its messages, runs and steps."""
         with self.transaction():
-            self._db.execute("DELETE FROM objects WHERE thread_id = ?", (thread_id,))
+            self._db.run("DELETE FROM objects WHERE thread_id = ?", (thread_id,))
 
     def select(
         self,
@@ -128,9 +108,7 @@ class Store:
     ) -> list[Obj]:
         """Every matching object, oldest first."""
         where, params = _where(kind, thread_id, run_id, statuses)
-        rows = self._db.execute(
-            f"SELECT data FROM objects WHERE {where} ORDER BY seq", params
-        ).fetchall()
+        rows = self._db.rows(f"SELECT data FROM objects WHERE {where} ORDER BY seq", params)
         return [json.loads(row[0]) for row in rows]
 
     def newest(self, kind: tuple[str, ...], *, thread_id: str) -> Iterator[Obj]:
@@ -141,13 +119,13 @@ class Store:
         ``(thread_id, seq)`` index backwards from where the last one stopped.
         """
         marks = ", ".join("?" * len(kind))
-        before = self._seq + 1
+        before = _AFTER_ALL
         while True:
-            rows = self._db.execute(
+            rows = self._db.rows(
                 f"SELECT seq, data FROM objects WHERE thread_id = ? AND seq < ?"
                 f" AND kind IN ({marks}) ORDER BY seq DESC LIMIT ?",
                 (thread_id, before, *kind, _PAGE),
-            ).fetchall()
+            )
             for seq, data in rows:
                 before = seq
                 yield json.loads(data)
@@ -169,7 +147,7 @@ class Store:
         """One cursor page (``after``/``before`` are object ids) and whether more follow."""
         where, params = _where(kind, thread_id, run_id, ())
         if purpose is not None:  # filter in the query, so a page is never emptied afterwards
-            where += " AND json_extract(data, '$.purpose') = ?"
+            where += f" AND {self._db.json_field('data', 'purpose')} = ?"
             params.append(purpose)
         desc = order == "desc"
         for name, cursor, later in (("after", after, not desc), ("before", before, desc)):
@@ -180,25 +158,25 @@ class Store:
         # ``before`` pages read backwards from the cursor, then flip to the asked order.
         reverse = before is not None and after is None
         direction = "ASC" if desc == reverse else "DESC"
-        rows = self._db.execute(
+        rows = self._db.rows(
             f"SELECT data FROM objects WHERE {where} ORDER BY seq {direction} LIMIT ?",
             [*params, limit + 1],
-        ).fetchall()
+        )
         items = [json.loads(row[0]) for row in rows[:limit]]
         if reverse:
             items.reverse()
         return items, len(rows) > limit
 
     def _seq_of(self, object_id: str, param: str) -> int:
-        row = self._db.execute("SELECT seq FROM objects WHERE id = ?", (object_id,)).fetchone()
-        if row is None:
+        rows = self._db.rows("SELECT seq FROM objects WHERE id = ?", (object_id,))
+        if not rows:
             raise bad_request(f"Invalid cursor: no object with id '{object_id}'.", param)
-        return int(row[0])
+        return int(rows[0][0])
 
     def add_file(self, data: bytes, filename: str, purpose: str, created_at: int) -> Obj:
         """Store bytes as a new file object (bytes first, so a listed file is always readable)."""
         file_id = new_id("file-")
-        self.file_path(file_id).write_bytes(data)
+        self._db.write_bytes(file_id, data)
         obj = file_object(file_id, created_at, filename, len(data), purpose)
         self.put("file", obj)
         return obj
@@ -206,30 +184,15 @@ class Store:
     def delete_file(self, file_id: str) -> None:
         """Remove a file object and its bytes."""
         self.delete(file_id)
-        self.file_path(file_id).unlink(missing_ok=True)
+        self._db.delete_bytes(file_id)
+
+    def read_file(self, file_id: str) -> bytes:
+        """The bytes of an uploaded file."""
+        return self._db.read_bytes(file_id)
 
     def file_path(self, file_id: str) -> Path:
-        """Where the bytes of an uploaded file live."""
-        return self.files_dir / file_id
-
-
-def _open(data_dir: Path, files_dir: Path) -> sqlite3.Connection:
-    files_dir.mkdir(parents=True, exist_ok=True)
-    probe = files_dir / ".write-test"
-    probe.write_bytes(b"")  # fail now, not at the first upload, when it is read-only
-    probe.unlink()
-    # The app uses it from one event-loop thread, which need not be the creating one.
-    db = sqlite3.connect(data_dir / "asst.sqlite3", isolation_level=None, check_same_thread=False)
-    db.execute("PRAGMA journal_mode=WAL")
-    db.execute("PRAGMA synchronous=NORMAL")
-    db.executescript(_SCHEMA)
-    return db
-
-
-def _reason(exc: BaseException) -> str:
-    if isinstance(exc, OSError) and exc.strerror:
-        return f"{exc.strerror} ({exc.filename})" if exc.filename else exc.strerror
-    return str(exc)
+        """A local path holding the bytes of an uploaded file (for the code interpreter)."""
+        return self._db.local_copy(file_id)
 
 
 def _where(

@@ -1,0 +1,75 @@
+"""Versioned schema migrations, applied in order at start (each version once).
+
+A database remembers the versions it has in ``schema_migrations``. To change the
+schema, append a version to both lists; never edit one that has shipped.
+
+>>> migrate(db)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from asst_magic.server.api.errors import StartupError
+from asst_magic.server.store.database import Database
+
+__all__ = ["MIGRATIONS", "migrate"]
+
+_OBJECT_INDEXES = (
+    "CREATE INDEX IF NOT EXISTS objects_by_thread ON objects (kind, thread_id, seq)",
+    "CREATE INDEX IF NOT EXISTS objects_by_run ON objects (kind, run_id, seq)",
+    "CREATE INDEX IF NOT EXISTS objects_by_status ON objects (kind, status)",
+    "CREATE INDEX IF NOT EXISTS objects_by_thread_seq ON objects (thread_id, seq)",
+)
+
+# Each version is a tuple of statements. SQLite's first one matches the schema that
+# servers made before versions existed, so their databases carry on unchanged.
+MIGRATIONS: dict[str, tuple[tuple[str, ...], ...]] = {
+    "sqlite": (
+        (
+            "CREATE TABLE IF NOT EXISTS objects (id TEXT PRIMARY KEY, kind TEXT NOT NULL,"
+            " thread_id TEXT, run_id TEXT, status TEXT, seq INTEGER NOT NULL, data TEXT NOT NULL)",
+            *_OBJECT_INDEXES,
+        ),
+    ),
+    "postgresql": (
+        (
+            "CREATE TABLE IF NOT EXISTS objects (id TEXT PRIMARY KEY, kind TEXT NOT NULL,"
+            " thread_id TEXT, run_id TEXT, status TEXT, seq BIGINT NOT NULL, data TEXT NOT NULL)",
+            *_OBJECT_INDEXES,
+            "CREATE TABLE IF NOT EXISTS file_bytes (id TEXT PRIMARY KEY, data BYTEA NOT NULL)",
+        ),
+    ),
+}
+
+
+def migrate(db: Database) -> int:
+    """Bring ``db`` to the newest schema version; returns how many versions were applied."""
+    versions = MIGRATIONS[db.dialect]
+    db.begin_exclusive()  # two servers starting on one database apply each version once
+    try:
+        db.run(
+            "CREATE TABLE IF NOT EXISTS schema_migrations"
+            " (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)"
+        )
+        current = int(db.rows("SELECT max(version) FROM schema_migrations")[0][0] or 0)
+        _check_known(current, len(versions))
+        for number in range(current + 1, len(versions) + 1):
+            for statement in versions[number - 1]:
+                db.run(statement)
+            db.run(
+                "INSERT INTO schema_migrations (version, applied_at) VALUES (?, CURRENT_TIMESTAMP)",
+                (number,),
+            )
+    except BaseException:
+        db.run("ROLLBACK")
+        raise
+    db.run("COMMIT")
+    return len(versions) - current
+
+
+def _check_known(current: int, known: int) -> None:
+    if current > known:
+        raise StartupError(
+            f"The database's schema is at version {current}, newer than this asst_magic "
+            f"knows (version {known}): a newer asst_magic wrote it. Upgrade asst_magic "
+            "(pip install -U asst-magic), or point --database-url/--data-dir elsewhere."
+        )
