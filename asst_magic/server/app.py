@@ -28,6 +28,7 @@ from asst_magic.server.runs.engine import RunEngine, recover_interrupted_runs
 from asst_magic.server.runtime import ServerLock
 from asst_magic.server.state import ServerState
 from asst_magic.server.store import open_store
+from asst_magic.server.store.users import Users
 from asst_magic.server.wire import SafeJSONResponse
 
 __all__ = ["create_app"]
@@ -85,7 +86,11 @@ def create_app(
         ],
         middleware=[
             Middleware(
-                Guard, token=state.token, max_body_bytes=config.max_body_bytes, hosts=hosts
+                Guard,
+                token=state.token,
+                max_body_bytes=config.max_body_bytes,
+                hosts=hosts,
+                users=Users(store.database),
             )
         ],
         exception_handlers={

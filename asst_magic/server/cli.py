@@ -28,6 +28,7 @@ from asst_magic.server.launch import (
     make_server,
 )
 from asst_magic.server.sharing import watch_clients
+from asst_magic.server.users_command import add_users_parser, run_users
 
 __all__ = [
     "CONNECT_TIMEOUT_ENV",
@@ -92,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="stop once no notebook has used this server for SECONDS (how notebooks share "
         "one server per data dir; default: serve until stopped)",
     )
+    add_users_parser(commands, DATABASE_URL_ENV)
     return parser
 
 
@@ -207,6 +209,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``asst-magic`` command."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command == "users":
+        return run_users(args, _store_config(args))
     token = args.token or os.environ.get(TOKEN_ENV)
     model = model_settings(args, os.environ)
     timeouts = _timeouts(parser, args, os.environ)
@@ -216,9 +220,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "--record-cassette (or $ASST_MAGIC_RECORD_CASSETTE) records a live model: "
             "also give --model-url (or set ASST_MAGIC_MODEL_URL)"
         )
-    config = ServerConfig(
-        data_dir=args.data_dir or Path(platformdirs.user_data_dir("asst_magic", appauthor=False)),
-        database_url=args.database_url or os.environ.get(DATABASE_URL_ENV) or None,
+    config = replace(
+        _store_config(args),
         host=args.host,
         port=args.port,
         token=token,
@@ -276,6 +279,14 @@ def _timeouts(
         if value is not None:
             found[field] = value
     return found
+
+
+def _store_config(args: argparse.Namespace) -> ServerConfig:
+    """The data dir and database that ``--data-dir`` / ``--database-url`` (or env) name."""
+    return ServerConfig(
+        data_dir=args.data_dir or Path(platformdirs.user_data_dir("asst_magic", appauthor=False)),
+        database_url=args.database_url or os.environ.get(DATABASE_URL_ENV) or None,
+    )
 
 
 def _env_path(value: str | None) -> Path | None:

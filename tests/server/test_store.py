@@ -57,7 +57,7 @@ def test_sqlite_data_from_before_schema_versions_carries_on(tmp_path: Path) -> N
     old.close()
     store = open_store(ServerConfig(data_dir=tmp_path))
     assert store.get("assistant", "asst_old") == {"id": "asst_old"}
-    assert store.database.rows("SELECT version FROM schema_migrations") == [(1,)]
+    assert store.database.rows("SELECT version FROM schema_migrations") == [(1,), (2,)]
     store.close()
 
 

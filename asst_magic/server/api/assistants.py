@@ -11,20 +11,20 @@ from starlette.routing import Route
 
 from asst_magic.server.api.errors import bad_request
 from asst_magic.server.api.payload import check_text
+from asst_magic.server.api.requests import tool_resources
 from asst_magic.server.api.validate import (
     json_body,
     page_params,
     parse_metadata,
     parse_reasoning_effort,
     parse_settings,
-    parse_tool_resources,
     parse_tools,
     require_str,
     string_limits,
 )
 from asst_magic.server.ids import new_id
 from asst_magic.server.objects import assistant_object, deleted_object, list_object
-from asst_magic.server.state import state_of
+from asst_magic.server.state import ServerState, state_of
 
 __all__ = ["routes"]
 
@@ -33,14 +33,14 @@ Obj = dict[str, Any]
 _ASSISTANT_FIELDS = ("name", "description", "instructions", "reasoning_effort")
 
 
-def _assistant_fields(body: Obj) -> Obj:
+def _assistant_fields(state: ServerState, body: Obj) -> Obj:
     string_limits(body)
     fields = {k: body[k] for k in _ASSISTANT_FIELDS if k in body}
     if "reasoning_effort" in body:
         fields["reasoning_effort"] = parse_reasoning_effort(body)
     fields.update(parse_settings(body))
     if "tool_resources" in body:
-        fields["tool_resources"] = parse_tool_resources(body) or {}
+        fields["tool_resources"] = tool_resources(state, body) or {}
     tools = parse_tools(body)
     if tools is not None:
         fields["tools"] = tools
@@ -53,7 +53,7 @@ async def create_assistant(request: Request) -> Response:
     state = state_of(request)
     body = await json_body(request)
     model = require_str(body, "model")
-    fields = _assistant_fields(body)
+    fields = _assistant_fields(state, body)
     assistant = assistant_object(new_id("asst_"), state.now(), {**fields, "model": model})
     state.store.put("assistant", assistant)
     return state.json(assistant)
@@ -68,7 +68,7 @@ async def update_assistant(request: Request) -> Response:
     state = state_of(request)
     body = await json_body(request)  # read first: a concurrent update may land meanwhile
     assistant = state.require("assistant", request.path_params["assistant_id"])
-    fields = _assistant_fields(body)
+    fields = _assistant_fields(state, body)
     if "model" in body:
         fields["model"] = require_str(body, "model")
     assistant.update(fields)

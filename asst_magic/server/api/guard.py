@@ -1,4 +1,9 @@
-"""ASGI middleware in front of every route: Host check, bearer token, and the body-size limit."""
+"""ASGI middleware in front of every route: Host check, bearer token, and the body-size limit.
+
+The server's own token is the admin's: it sees every object (and is the only
+token of a single-user server). A user's token (``asst-magic users add``)
+scopes the request to that user's objects.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +20,8 @@ from asst_magic.server.api.errors import (
     payload_too_large,
     unauthorized,
 )
+from asst_magic.server.store.owners import owned_by
+from asst_magic.server.store.users import Users
 from asst_magic.server.wire import dumps
 
 __all__ = ["Guard", "host_name"]
@@ -27,7 +34,8 @@ class Guard:
 
     ``hosts`` are the host names (without port) the server answers to; ``None``
     accepts any. Checking them stops DNS rebinding: a web page whose own name
-    resolves to 127.0.0.1 still sends its own name as ``Host``.
+    resolves to 127.0.0.1 still sends its own name as ``Host``. ``users`` looks up
+    the users' tokens; without it only the server's token is accepted.
     """
 
     def __init__(
@@ -37,11 +45,13 @@ class Guard:
         token: str,
         max_body_bytes: int,
         hosts: frozenset[str] | None = None,
+        users: Users | None = None,
     ) -> None:
         self.app = app
         self._token = token.encode()
         self._limit = max_body_bytes
         self._hosts = hosts
+        self._users = users
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -49,14 +59,17 @@ class Guard:
             return
         headers = dict(scope["headers"])
         problem = self._host_problem(headers.get(b"host"))
-        problem = problem or self._auth_problem(headers.get(b"authorization"))
+        owner: str | None = None
+        if problem is None:
+            problem, owner = self._authenticate(headers.get(b"authorization"))
         if problem is None and int(headers.get(b"content-length", b"0") or 0) > self._limit:
             problem = payload_too_large(self._limit)
         if problem is not None:
             await _drain(receive)  # read the body first so the client sees the response
             await _send_error(send, problem)
             return
-        await self._serve(scope, self._limited(receive), send)
+        with owned_by(owner):  # run tasks started by this request inherit the owner
+            await self._serve(scope, self._limited(receive), send)
 
     async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Run the app; a bug of ours becomes one logged traceback and an OpenAI-shaped 500.
@@ -92,13 +105,26 @@ class Guard:
             code="invalid_host",
         )
 
-    def _auth_problem(self, header: bytes | None) -> APIError | None:
+    def _authenticate(self, header: bytes | None) -> tuple[APIError | None, str | None]:
+        """The problem with ``header`` (or None), and whose objects the request may see."""
         if header is None:
-            return unauthorized("You didn't provide an API key (no Authorization header).")
+            return unauthorized("You didn't provide an API key (no Authorization header)."), None
         scheme, _, value = header.partition(b" ")
-        if scheme.lower() != b"bearer" or not hmac.compare_digest(value.strip(), self._token):
-            return unauthorized("Incorrect API key provided.")
-        return None
+        token = value.strip()
+        if scheme.lower() == b"bearer" and hmac.compare_digest(token, self._token):
+            return None, None
+        user = self._user(token) if scheme.lower() == b"bearer" else None
+        if user is None:
+            return unauthorized("Incorrect API key provided."), None
+        return None, user
+
+    def _user(self, token: bytes) -> str | None:
+        if self._users is None:
+            return None
+        try:
+            return self._users.by_token(token.decode())
+        except UnicodeDecodeError:
+            return None
 
     def _limited(self, receive: Receive) -> Receive:
         seen = 0

@@ -14,7 +14,7 @@ from asst_magic.server.ids import new_id
 from asst_magic.server.objects import message_object, thread_object
 from asst_magic.server.state import ServerState
 
-__all__ = ["new_thread", "parse_message", "parse_messages"]
+__all__ = ["new_thread", "parse_message", "parse_messages", "tool_resources"]
 
 Obj = dict[str, Any]
 
@@ -106,6 +106,15 @@ def _require_file(state: ServerState, file_id: Any, param: str) -> None:
         raise not_found("file", file_id)
 
 
+def tool_resources(state: ServerState, body: Obj) -> Obj | None:
+    """``tool_resources`` whose files all exist for this user (else OpenAI's 404)."""
+    resources = parse_tool_resources(body)
+    code = (resources or {}).get("code_interpreter") or {}
+    for i, file_id in enumerate(code.get("file_ids") or []):
+        _require_file(state, file_id, f"tool_resources.code_interpreter.file_ids[{i}]")
+    return resources
+
+
 def new_thread(state: ServerState, body: Obj) -> tuple[Obj, list[Obj]]:
     """A validated thread and its initial messages (not yet stored)."""
     thread = thread_object(
@@ -113,7 +122,7 @@ def new_thread(state: ServerState, body: Obj) -> tuple[Obj, list[Obj]]:
         state.now(),
         {
             "metadata": parse_metadata(body),
-            "tool_resources": parse_tool_resources(body),
+            "tool_resources": tool_resources(state, body),
         },
     )
     messages = parse_messages(state, thread["id"], body.get("messages"), "messages")

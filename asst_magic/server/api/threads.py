@@ -9,12 +9,11 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from asst_magic.server.api.errors import bad_request
-from asst_magic.server.api.requests import new_thread, parse_message
+from asst_magic.server.api.requests import new_thread, parse_message, tool_resources
 from asst_magic.server.api.validate import (
     json_body,
     page_params,
     parse_metadata,
-    parse_tool_resources,
 )
 from asst_magic.server.objects import (
     ACTIVE_RUN_STATUSES,
@@ -50,7 +49,7 @@ async def update_thread(request: Request) -> Response:
     if "metadata" in body:
         thread["metadata"] = parse_metadata(body) or {}
     if "tool_resources" in body:
-        thread["tool_resources"] = parse_tool_resources(body) or {}
+        thread["tool_resources"] = tool_resources(state, body) or {}
     state.store.put("thread", thread)
     return state.json(thread)
 

@@ -4,6 +4,8 @@ One table holds every object: its id, kind, thread and run ids, status, a
 creation sequence number (the order lists and cursors use) and the JSON the
 API returns. Every ``put`` commits at once unless inside ``transaction()``.
 The SQL is written once, with ``?`` placeholders; a ``Database`` adapts it.
+Reads see only the current owner's objects (``store.owners``); a new object
+belongs to the current owner.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from asst_magic.server.api.errors import bad_request
 from asst_magic.server.ids import new_id
 from asst_magic.server.objects import file_object
 from asst_magic.server.store.database import Database
+from asst_magic.server.store.owners import current_owner
 
 __all__ = ["Store"]
 
@@ -68,8 +71,8 @@ class Store:
     def put(self, kind: str, obj: Obj) -> None:
         """Insert or update ``obj`` (keeps its original place in list order)."""
         self._db.run(
-            "INSERT INTO objects (id, kind, thread_id, run_id, status, seq, data)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)"
+            "INSERT INTO objects (id, kind, thread_id, run_id, status, seq, data, owner)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
             " ON CONFLICT (id) DO UPDATE SET status = excluded.status, data = excluded.data",
             (
                 obj["id"],
@@ -79,14 +82,14 @@ class Store:
                 obj.get("status"),
                 self._db.next_seq(),
                 json.dumps(obj, separators=(",", ":")),
+                current_owner(),
             ),
         )
 
     def get(self, kind: str, object_id: str) -> Obj | None:
         """The object, or ``None``."""
-        rows = self._db.rows(
-            "SELECT data FROM objects WHERE id = ? AND kind = ?", (object_id, kind)
-        )
+        owned, params = _owned(["id = ?", "kind = ?"], [object_id, kind])
+        rows = self._db.rows(f"SELECT data FROM objects WHERE {owned}", params)
         return json.loads(rows[0][0]) if rows else None
 
     def delete(self, object_id: str) -> None:
@@ -121,10 +124,12 @@ class Store:
         marks = ", ".join("?" * len(kind))
         before = _AFTER_ALL
         while True:
+            where, params = _owned(
+                ["thread_id = ?", "seq < ?", f"kind IN ({marks})"], [thread_id, before, *kind]
+            )
             rows = self._db.rows(
-                f"SELECT seq, data FROM objects WHERE thread_id = ? AND seq < ?"
-                f" AND kind IN ({marks}) ORDER BY seq DESC LIMIT ?",
-                (thread_id, before, *kind, _PAGE),
+                f"SELECT seq, data FROM objects WHERE {where} ORDER BY seq DESC LIMIT ?",
+                [*params, _PAGE],
             )
             for seq, data in rows:
                 before = seq
@@ -168,7 +173,8 @@ class Store:
         return items, len(rows) > limit
 
     def _seq_of(self, object_id: str, param: str) -> int:
-        rows = self._db.rows("SELECT seq FROM objects WHERE id = ?", (object_id,))
+        owned, params = _owned(["id = ?"], [object_id])
+        rows = self._db.rows(f"SELECT seq FROM objects WHERE {owned}", params)
         if not rows:
             raise bad_request(f"Invalid cursor: no object with id '{object_id}'.", param)
         return int(rows[0][0])
@@ -211,4 +217,13 @@ def _where(
     if wanted:
         clauses.append(f"status IN ({', '.join('?' * len(wanted))})")
         params.extend(wanted)
+    return _owned(clauses, params)
+
+
+def _owned(clauses: list[str], params: list[Any]) -> tuple[str, list[Any]]:
+    """The ``WHERE`` text of ``clauses``, limited to the current owner's objects."""
+    owner = current_owner()
+    if owner is not None:
+        clauses = [*clauses, "owner = ?"]
+        params = [*params, owner]
     return " AND ".join(clauses), params

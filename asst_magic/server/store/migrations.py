@@ -20,6 +20,15 @@ _OBJECT_INDEXES = (
     "CREATE INDEX IF NOT EXISTS objects_by_thread_seq ON objects (thread_id, seq)",
 )
 
+# Version 2: every object has an owner (NULL: the single-user or admin token's), and
+# users hold the hashes of their tokens.
+_OWNERS = (
+    "ALTER TABLE objects ADD COLUMN owner TEXT",
+    "CREATE INDEX IF NOT EXISTS objects_by_owner ON objects (kind, owner, seq)",
+    "CREATE TABLE IF NOT EXISTS users (name TEXT PRIMARY KEY,"
+    " token_sha256 TEXT NOT NULL UNIQUE, created_at BIGINT NOT NULL)",
+)
+
 # Each version is a tuple of statements. SQLite's first one matches the schema that
 # servers made before versions existed, so their databases carry on unchanged.
 MIGRATIONS: dict[str, tuple[tuple[str, ...], ...]] = {
@@ -29,6 +38,7 @@ MIGRATIONS: dict[str, tuple[tuple[str, ...], ...]] = {
             " thread_id TEXT, run_id TEXT, status TEXT, seq INTEGER NOT NULL, data TEXT NOT NULL)",
             *_OBJECT_INDEXES,
         ),
+        _OWNERS,
     ),
     "postgresql": (
         (
@@ -37,6 +47,7 @@ MIGRATIONS: dict[str, tuple[tuple[str, ...], ...]] = {
             *_OBJECT_INDEXES,
             "CREATE TABLE IF NOT EXISTS file_bytes (id TEXT PRIMARY KEY, data BYTEA NOT NULL)",
         ),
+        _OWNERS,
     ),
 }
 
