@@ -24,10 +24,12 @@ from asst_magic.server.code_interpreter.sandbox import Sandbox
 from asst_magic.server.config import ServerConfig
 from asst_magic.server.ids import new_token
 from asst_magic.server.models import ModelRegistry, default_registry
+from asst_magic.server.replicas.forward import Forwarder, new_client
+from asst_magic.server.replicas.leases import ReplicaLease
 from asst_magic.server.runs.engine import RunEngine, recover_interrupted_runs
 from asst_magic.server.runtime import ServerLock
 from asst_magic.server.state import ServerState
-from asst_magic.server.store import open_store
+from asst_magic.server.store import Store, open_store
 from asst_magic.server.store.users import Users
 from asst_magic.server.wire import SafeJSONResponse
 
@@ -53,9 +55,7 @@ def create_app(
     run); ``models`` defaults to ``default_registry(config)``.
     """
     store = open_store(config)
-    recovered = recover_interrupted_runs(store, ServerState.now())
-    if recovered:
-        log.warning("marked %d run(s) interrupted by the last shutdown as failed", recovered)
+    lease = _recover(store, config)
     registry = models or default_registry(config)
     engine = RunEngine(store, registry, sandbox, config)
     state = ServerState(config, store, engine, config.token or new_token())
@@ -64,10 +64,15 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         # Warming the sandbox takes seconds; the server listens meanwhile.
         warming = asyncio.create_task(_warm(sandbox)) if sandbox is not None else None
+        if lease is not None:
+            lease.start()
         try:
             yield
         finally:
             await engine.aclose()
+            if lease is not None:
+                await lease.aclose()
+            await forwarding.aclose()
             await registry.aclose()
             if sandbox is not None:
                 await sandbox.aclose()
@@ -78,21 +83,22 @@ def create_app(
                 owner.release()
 
     routes = runs.routes + threads.routes + assistants.routes
+    guard = Middleware(
+        Guard,
+        token=state.token,
+        max_body_bytes=config.max_body_bytes,
+        hosts=hosts,
+        users=Users(store.database),
+    )
+    forwarding = new_client()
+    relay = [Middleware(Forwarder, lease=lease, store=store, client=forwarding)] if lease else []
     app = Starlette(
         routes=[
             Mount("/v1", routes=routes),
             # Not part of the Assistants API: kept under its own prefix.
             Mount(variables.PREFIX, routes=variables.routes),
         ],
-        middleware=[
-            Middleware(
-                Guard,
-                token=state.token,
-                max_body_bytes=config.max_body_bytes,
-                hosts=hosts,
-                users=Users(store.database),
-            )
-        ],
+        middleware=[guard, *relay],
         exception_handlers={
             APIError: _api_error,
             HTTPException: _http_error,
@@ -101,6 +107,23 @@ def create_app(
     )
     app.state.server = state
     return app
+
+
+def _recover(store: Store, config: ServerConfig) -> ReplicaLease | None:
+    """Fail the runs that a stopped server left active; on PostgreSQL, take a replica lease.
+
+    SQLite has one server, so every active run at start is an orphan. Replicas
+    on PostgreSQL fail only the runs of replicas whose lease lapsed.
+    """
+    if store.database.dialect != "postgresql":
+        recovered = recover_interrupted_runs(store, ServerState.now())
+        if recovered:
+            log.warning("marked %d run(s) interrupted by the last shutdown as failed", recovered)
+        return None
+    lease = ReplicaLease(store, config.replica_url or "", seconds=config.replica_lease_seconds)
+    lease.register()
+    lease.reap()
+    return lease
 
 
 async def _warm(sandbox: Sandbox) -> None:

@@ -21,6 +21,7 @@ from asst_magic.server.launch import (
     MODEL_KEY_ENV,
     TOKEN_ENV,
     StartupError,
+    advertised,
     base_url,
     bind,
     default_sandbox,
@@ -93,8 +94,27 @@ def build_parser() -> argparse.ArgumentParser:
         help="stop once no notebook has used this server for SECONDS (how notebooks share "
         "one server per data dir; default: serve until stopped)",
     )
+    _add_replica_arguments(serve)
     add_users_parser(commands, DATABASE_URL_ENV)
     return parser
+
+
+def _add_replica_arguments(serve: argparse.ArgumentParser) -> None:
+    replicas = serve.add_argument_group(
+        "replicas", "several servers on one --database-url, behind any HTTP load balancer"
+    )
+    replicas.add_argument(
+        "--advertise-url",
+        default=None,
+        help="where the other replicas reach this one, e.g. http://10.0.0.5:8765 "
+        "(default: the address it listens on)",
+    )
+    replicas.add_argument(
+        "--replica-lease",
+        type=float,
+        default=15.0,
+        help="seconds without a heartbeat after which a replica's runs are failed (default 15)",
+    )
 
 
 def _add_code_arguments(serve: argparse.ArgumentParser) -> None:
@@ -226,6 +246,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         port=args.port,
         token=token,
         allowed_hosts=tuple(h.strip() for h in args.allowed_hosts.split(",") if h.strip()),
+        replica_url=args.advertise_url,
+        replica_lease_seconds=args.replica_lease,
         cassettes=tuple(args.cassette),
         max_body_bytes=args.max_body_bytes,
         code_interpreter=not args.no_code_interpreter,
@@ -326,6 +348,7 @@ def serve(
     if warning is not None:
         print(f"asst-magic serve: warning: {warning}", file=sys.stderr, flush=True)
     sock = bind(config.host, config.port)
+    config = advertised(config, sock)
 
     def ready() -> None:
         print(base_url(sock), flush=True)

@@ -26,11 +26,15 @@ class ServerConfig:
     ``allowed_hosts`` are host names the ``Host`` header may carry besides the
     bound address (and, on loopback, ``localhost``).
     ``database_url`` (``postgresql://…``) keeps the objects in PostgreSQL instead of
-    SQLite under ``data_dir``.
+    SQLite under ``data_dir``; replicas sharing it reach each other at their
+    ``replica_url`` (default: where they listen) and fail the runs of one silent for
+    ``replica_lease_seconds``.
     """
 
     data_dir: Path
     database_url: str | None = field(default=None, repr=False)
+    replica_url: str | None = None
+    replica_lease_seconds: float = 15.0
     host: str = "127.0.0.1"
     port: int = 0
     token: str | None = None

@@ -21,6 +21,7 @@ from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any
+from urllib.parse import urlsplit
 
 import uvicorn
 
@@ -39,6 +40,7 @@ __all__ = [
     "TOKEN_ENV",
     "ServerHandle",
     "StartupError",
+    "advertised",
     "allowed_hosts",
     "bind",
     "default_sandbox",
@@ -143,6 +145,22 @@ def base_url(sock: socket.socket) -> str:
     return f"http://{f'[{host}]' if ':' in host else host}:{port}/v1"
 
 
+def advertised(config: ServerConfig, sock: socket.socket) -> ServerConfig:
+    """``config`` with ``replica_url`` set: as given, else where ``sock`` listens.
+
+    A wildcard address (0.0.0.0, ::) is replaced by this machine's host name, which
+    the other replicas can usually resolve; else pass ``--advertise-url``.
+    """
+    if config.replica_url:
+        return config
+    host, port = sock.getsockname()[:2]
+    if host in ("0.0.0.0", "::"):
+        host = socket.gethostname()
+    elif ":" in host:
+        host = f"[{host}]"
+    return replace(config, replica_url=f"http://{host}:{port}")
+
+
 def make_server(
     config: ServerConfig,
     on_ready: Callable[[], None],
@@ -191,12 +209,15 @@ def is_loopback(host: str) -> bool:
 
 
 def allowed_hosts(config: ServerConfig) -> frozenset[str] | None:
-    """The ``Host`` names to answer to: the bound address, ``localhost`` on loopback, and
-    ``config.allowed_hosts``; ``None`` (any) on a wildcard bind with no list given."""
+    """The ``Host`` names to answer to: the bound address, ``localhost`` on loopback,
+    ``config.allowed_hosts`` and the host of ``--advertise-url`` (the other replicas
+    forward to it); ``None`` (any) on a wildcard bind with no list given."""
     extra = {host_name(h) for h in config.allowed_hosts}
     if config.host in ("0.0.0.0", "::", "") and not extra:
         return None
     names = {host_name(config.host), *extra}
+    if config.replica_url:
+        names.add(host_name(urlsplit(config.replica_url).netloc))
     if is_loopback(config.host):
         names |= {"localhost", "127.0.0.1", "::1"}
     return frozenset(names)
@@ -243,6 +264,7 @@ def start_in_thread(
     if sandbox is _DEFAULT:
         sandbox = default_sandbox(config)
     sock = bind(config.host, config.port)
+    config = advertised(config, sock)
     ready = threading.Event()
     try:
         server = make_server(config, ready.set, sandbox=sandbox, models=models, url=base_url(sock))
@@ -308,6 +330,9 @@ def _command(config: ServerConfig) -> list[str]:
     cmd += ["--watch-parent", str(os.getpid())]
     for cassette in config.cassettes:
         cmd += ["--cassette", str(cassette)]
+    cmd += ["--replica-lease", str(config.replica_lease_seconds)]
+    if config.replica_url:
+        cmd += ["--advertise-url", config.replica_url]
     return cmd + _code_arguments(config) + _model_arguments(config)
 
 

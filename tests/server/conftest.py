@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import openai
 import pytest
 from postgres_support import PostgresCluster
-from server_support import Entry, client_for, write_cassette
+from server_support import Entry, ReplicaSet, client_for, write_cassette
 
 from asst_magic.server import ServerConfig, ServerHandle, start_in_thread
 
@@ -84,7 +85,12 @@ def start_server(
         config = ServerConfig(cassettes=tuple(cassettes), **options)
         handle = start_in_thread(config, models=models, **sandbox)
         handles.append(handle)
-        return handle
+        if config.database_url is None or sandbox or models is not None:
+            return handle  # a test's own sandbox or models object serves one server only
+        # On PostgreSQL the suite runs on two replicas; ``client_for`` alternates them.
+        second = replace(config, data_dir=config.data_dir.with_name(f"{config.data_dir.name}-2"))
+        handles.append(start_in_thread(replace(second, token=handle.token)))
+        return ReplicaSet([handle, handles[-1]])
 
     yield start
     for handle in handles:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.client
+import itertools
 import json
 import socket
 from collections.abc import Iterator
@@ -10,6 +11,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import httpx2
 import openai
 
 from asst_magic.server import ServerHandle
@@ -18,7 +20,9 @@ from asst_magic.sse import SSEDecoder
 __all__ = [
     "BOTH_STORES",
     "VECTORS",
+    "Alternating",
     "Entry",
+    "ReplicaSet",
     "SlowRequest",
     "client_for",
     "sse_events",
@@ -37,9 +41,51 @@ def write_cassette(path: Path, entries: list[Entry]) -> Path:
     return path
 
 
+class ReplicaSet(ServerHandle):
+    """Replicas on one database, as one handle: ``base_url`` is the first one's.
+
+    ``client_for`` gives an SDK client that sends each request to the next replica.
+    """
+
+    def __init__(self, handles: list[ServerHandle]) -> None:
+        super().__init__(handles[0].base_url, handles[0].token, self._stop_all)
+        self.handles = handles
+
+    def _stop_all(self) -> None:
+        for handle in self.handles:
+            handle.stop()
+
+
+class Alternating(httpx2.BaseTransport):
+    """Sends each request to the next of ``ports`` on the same host, in turn."""
+
+    def __init__(self, ports: list[int]) -> None:
+        self._inner = httpx2.HTTPTransport()
+        self._ports = itertools.cycle(ports)
+        self.sent: list[int] = []
+
+    def handle_request(self, request: httpx2.Request) -> httpx2.Response:
+        port = next(self._ports)
+        self.sent.append(port)
+        request.url = request.url.copy_with(port=port)
+        return self._inner.handle_request(request)
+
+    def close(self) -> None:
+        self._inner.close()
+
+
 def client_for(handle: ServerHandle) -> openai.OpenAI:
-    """The real SDK pointed at ``handle`` (no retries, so errors show at once)."""
-    return openai.OpenAI(base_url=handle.base_url, api_key=handle.token, max_retries=0)
+    """The real SDK pointed at ``handle`` (no retries, so errors show at once).
+
+    For a ``ReplicaSet`` the client alternates replicas request by request.
+    """
+    if not isinstance(handle, ReplicaSet):
+        return openai.OpenAI(base_url=handle.base_url, api_key=handle.token, max_retries=0)
+    ports = [urlsplit(h.base_url).port or 80 for h in handle.handles]
+    http = httpx2.Client(transport=Alternating(ports))
+    return openai.OpenAI(
+        base_url=handle.base_url, api_key=handle.token, max_retries=0, http_client=http
+    )
 
 
 def sse_events(chunks: Iterator[bytes]) -> list[tuple[str, Any]]:

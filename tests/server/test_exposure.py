@@ -47,6 +47,13 @@ def test_allowed_hosts_extend_the_names_the_server_answers_to(start_server: Star
     assert get_with_host(handle, "other.lan")[0] == 400
 
 
+def test_a_replica_answers_to_the_host_of_its_advertise_url(start_server: Start) -> None:
+    # Other replicas forward run changes to --advertise-url, with its host as Host.
+    handle = start_server(replica_url="http://asst-2.internal:8765")
+    assert get_with_host(handle, "asst-2.internal:8765")[0] == 200
+    assert get_with_host(handle, "asst-3.internal:8765")[0] == 400
+
+
 def test_binding_beyond_loopback_warns_that_traffic_is_plain_http(tmp_path: Path) -> None:
     command = [sys.executable, "-m", "asst_magic.server", "serve", "--no-code-interpreter"]
     command += ["--host", "0.0.0.0", "--port", "0", "--data-dir", str(tmp_path / "data")]

@@ -116,6 +116,7 @@ def test_killed_server_run_is_marked_failed_on_restart(
         database_url=database_url,
         cassettes=(write_cassette(tmp_path / "c.jsonl", [slow]),),
         code_interpreter=False,
+        replica_lease_seconds=2.0,
     )
     handle = spawn(config)
     client = client_for(handle)
@@ -132,9 +133,10 @@ def test_killed_server_run_is_marked_failed_on_restart(
     handle.stop()
     with start_in_thread(config) as restarted:
         client = client_for(restarted)
-        run = client.beta.threads.runs.retrieve(run_id, thread_id=thread.id)
+        # SQLite's one server fails it at start; a PostgreSQL replica once the lease lapses.
+        run = client.beta.threads.runs.poll(run_id, thread_id=thread.id, poll_interval_ms=50)
         assert run.status == "failed" and run.last_error is not None
-        assert "server stopped while this run was in_progress" in run.last_error.message
+        assert "stopped while this run was in_progress" in run.last_error.message
         message = client.beta.threads.messages.list(thread_id=thread.id, limit=1).data[0]
         assert message.status == "incomplete"
         # The thread is usable again.

@@ -57,7 +57,8 @@ def test_sqlite_data_from_before_schema_versions_carries_on(tmp_path: Path) -> N
     old.close()
     store = open_store(ServerConfig(data_dir=tmp_path))
     assert store.get("assistant", "asst_old") == {"id": "asst_old"}
-    assert store.database.rows("SELECT version FROM schema_migrations") == [(1,), (2,)]
+    versions = store.database.rows("SELECT version FROM schema_migrations ORDER BY version")
+    assert [v for (v,) in versions] == list(range(1, len(MIGRATIONS["sqlite"]) + 1))
     store.close()
 
 

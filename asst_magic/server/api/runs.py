@@ -8,7 +8,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from asst_magic.server.api.errors import bad_request, not_found
+from asst_magic.server.api.errors import bad_request, conflict_active_run, not_found
 from asst_magic.server.api.requests import new_thread, parse_messages
 from asst_magic.server.api.validate import (
     describe,
@@ -28,6 +28,7 @@ from asst_magic.server.ids import new_id
 from asst_magic.server.objects import ACTIVE_RUN_STATUSES, list_object, run_object
 from asst_magic.server.runs.streams import REASONING_HEADER, EventStream
 from asst_magic.server.state import SSE_HEADERS, ServerState, state_of
+from asst_magic.server.store.database import StoreConflict
 
 __all__ = ["routes"]
 
@@ -61,11 +62,20 @@ async def create_run(request: Request) -> Response:
     )
     stream = parse_bool(body, "stream")
     state.ensure_idle(thread["id"])
-    with state.store.transaction():
-        for message in extra:
-            state.store.put("message", message)
-        state.store.put("run", run)
+    _commit(state, run, extra)
     return state.run_response(run, stream, reasoning=_wants_reasoning(request))
+
+
+def _commit(state: ServerState, run: Obj, messages: list[Obj]) -> None:
+    """Store a new run and its messages; the database refuses a second active run."""
+    try:
+        with state.store.transaction():
+            for message in messages:
+                state.store.put("message", message)
+            state.store.put("run", run)
+    except StoreConflict as exc:  # another replica started one since ensure_idle looked
+        state.ensure_idle(run["thread_id"])
+        raise conflict_active_run(run["thread_id"], "(one that has just ended)") from exc
 
 
 async def create_thread_and_run(request: Request) -> Response:

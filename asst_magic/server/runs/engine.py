@@ -167,28 +167,48 @@ class RunEngine:
             handle.cancel()
 
 
-def recover_interrupted_runs(store: Store, now: int) -> int:
-    """Mark runs left active by a server that died as failed (or expired); returns how many."""
-    runs = store.select("run", statuses=ACTIVE_RUN_STATUSES)
+def recover_interrupted_runs(
+    store: Store,
+    now: int,
+    *,
+    live: frozenset[str] = frozenset(),
+    reason: Callable[[str | None, str], str] | None = None,
+) -> int:
+    """Fail (or expire) the active runs of servers that died; returns how many.
+
+    A run made by a replica in ``live`` is left alone; ``reason(replica, status)``
+    words the ``last_error`` (default: the local server stopped).
+    """
+    runs = [
+        run
+        for run in store.select("run", statuses=ACTIVE_RUN_STATUSES)
+        if store.replica_of(run["id"]) not in live
+    ]
+    words = reason or _stopped
     with store.transaction():
         for run in runs:
-            _end_interrupted(store, run, now)
+            _end_interrupted(store, run, now, words(store.replica_of(run["id"]), run["status"]))
+        ended = {run["id"]: run["last_error"] for run in runs}
         for step in store.select("step", statuses=("in_progress",)):
-            step.update(status="failed", failed_at=now, last_error=_interrupted(step["status"]))
-            store.put("step", step)
+            if step["run_id"] in ended:
+                step.update(status="failed", failed_at=now, last_error=ended[step["run_id"]])
+                store.put("step", step)
         for message in store.select("message", statuses=("in_progress",)):
-            message.update(
-                status="incomplete", incomplete_at=now, incomplete_details={"reason": "run_failed"}
-            )
-            store.put("message", message)
+            if message.get("run_id") in ended:
+                message.update(
+                    status="incomplete",
+                    incomplete_at=now,
+                    incomplete_details={"reason": "run_failed"},
+                )
+                store.put("message", message)
     return len(runs)
 
 
-def _end_interrupted(store: Store, run: Obj, now: int) -> None:
+def _end_interrupted(store: Store, run: Obj, now: int, message: str) -> None:
     waiting = run["status"] == "requires_action"
     run.update(
         status="expired" if waiting else "failed",
-        last_error=_interrupted(run["status"]),
+        last_error={"code": "server_error", "message": message},
         required_action=None,
     )
     if not waiting:
@@ -196,9 +216,8 @@ def _end_interrupted(store: Store, run: Obj, now: int) -> None:
     store.put("run", run)
 
 
-def _interrupted(status: str) -> Obj:
-    return {
-        "code": "server_error",
-        "message": f"The local server stopped while this run was {status}, so it cannot "
-        "continue. Create a new run on the thread.",
-    }
+def _stopped(replica: str | None, status: str) -> str:
+    return (
+        f"The local server stopped while this run was {status}, so it cannot "
+        "continue. Create a new run on the thread."
+    )

@@ -33,9 +33,10 @@ _AFTER_ALL = 2**62  # a seq above any (microseconds since the epoch)
 class Store:
     """The server's durable state: objects in ``db``, uploaded bytes in its file area."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, replica: str | None = None) -> None:
         self._db = db
         self._depth = 0
+        self.replica = replica  # stamped on new objects: a run executes where it was made
 
     @property
     def database(self) -> Database:
@@ -71,8 +72,8 @@ class Store:
     def put(self, kind: str, obj: Obj) -> None:
         """Insert or update ``obj`` (keeps its original place in list order)."""
         self._db.run(
-            "INSERT INTO objects (id, kind, thread_id, run_id, status, seq, data, owner)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+            "INSERT INTO objects (id, kind, thread_id, run_id, status, seq, data, owner, replica)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
             " ON CONFLICT (id) DO UPDATE SET status = excluded.status, data = excluded.data",
             (
                 obj["id"],
@@ -83,6 +84,7 @@ class Store:
                 self._db.next_seq(),
                 json.dumps(obj, separators=(",", ":")),
                 current_owner(),
+                self.replica,
             ),
         )
 
@@ -91,6 +93,12 @@ class Store:
         owned, params = _owned(["id = ?", "kind = ?"], [object_id, kind])
         rows = self._db.rows(f"SELECT data FROM objects WHERE {owned}", params)
         return json.loads(rows[0][0]) if rows else None
+
+    def replica_of(self, object_id: str) -> str | None:
+        """The replica that created the object (``None`` when unknown or not visible)."""
+        owned, params = _owned(["id = ?"], [object_id])
+        rows = self._db.rows(f"SELECT replica FROM objects WHERE {owned}", params)
+        return rows[0][0] if rows else None
 
     def delete(self, object_id: str) -> None:
         """Remove one object."""

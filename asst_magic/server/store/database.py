@@ -6,9 +6,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-__all__ = ["Database", "Row"]
+__all__ = ["Database", "Row", "StoreConflict"]
 
 Row = tuple[Any, ...]
+
+
+class StoreConflict(Exception):
+    """A write broke a uniqueness rule of the schema (e.g. a second active run on a thread)."""
 
 
 class Database(Protocol):
@@ -19,14 +23,20 @@ class Database(Protocol):
 
     dialect: str
 
-    def run(self, sql: str, params: Sequence[Any] = ()) -> None:
-        """Execute one statement."""
+    def run(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Execute one statement; the number of rows it changed (``StoreConflict``: none)."""
 
     def rows(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         """Execute one query and fetch every row."""
 
     def begin_exclusive(self) -> None:
         """Begin a transaction that no other process's ``begin_exclusive`` runs beside."""
+
+    def try_lock(self, name: str) -> bool:
+        """Inside a transaction: whether this process alone now holds lock ``name`` until commit."""
+
+    def now_ms(self) -> int:
+        """The database's clock, in milliseconds since the epoch (one clock for all replicas)."""
 
     def json_field(self, column: str, key: str) -> str:
         """SQL for the text of top-level ``key`` of the JSON in ``column``."""

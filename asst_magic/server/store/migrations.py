@@ -29,6 +29,18 @@ _OWNERS = (
     " token_sha256 TEXT NOT NULL UNIQUE, created_at BIGINT NOT NULL)",
 )
 
+# Version 3: replicas sharing one database. Each object records the replica that
+# created it (a run executes there); replicas renew a lease in ``replicas``; the
+# database itself allows one active run per thread.
+_REPLICAS = (
+    "ALTER TABLE objects ADD COLUMN replica TEXT",
+    "CREATE UNIQUE INDEX IF NOT EXISTS one_active_run_per_thread ON objects (thread_id)"
+    " WHERE kind = 'run'"
+    " AND status IN ('queued', 'in_progress', 'requires_action', 'cancelling')",
+    "CREATE TABLE IF NOT EXISTS replicas (id TEXT PRIMARY KEY, url TEXT NOT NULL,"
+    " heartbeat_ms BIGINT NOT NULL)",
+)
+
 # Each version is a tuple of statements. SQLite's first one matches the schema that
 # servers made before versions existed, so their databases carry on unchanged.
 MIGRATIONS: dict[str, tuple[tuple[str, ...], ...]] = {
@@ -39,6 +51,7 @@ MIGRATIONS: dict[str, tuple[tuple[str, ...], ...]] = {
             *_OBJECT_INDEXES,
         ),
         _OWNERS,
+        _REPLICAS,
     ),
     "postgresql": (
         (
@@ -48,6 +61,7 @@ MIGRATIONS: dict[str, tuple[tuple[str, ...], ...]] = {
             "CREATE TABLE IF NOT EXISTS file_bytes (id TEXT PRIMARY KEY, data BYTEA NOT NULL)",
         ),
         _OWNERS,
+        _REPLICAS,
     ),
 }
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from asst_magic.server.api.errors import StartupError
-from asst_magic.server.store.database import Row
+from asst_magic.server.store.database import Row, StoreConflict
 
 __all__ = ["SCHEMES", "PostgresDatabase", "describe_url"]
 
@@ -26,6 +26,9 @@ class PostgresDatabase:
     dialect = "postgresql"
 
     def __init__(self, conn: Any, cache_dir: Path) -> None:
+        import psycopg
+
+        self._unique_violation = psycopg.errors.UniqueViolation
         self._conn = conn
         self.cache_dir = cache_dir
         self._seq = 0
@@ -53,9 +56,12 @@ class PostgresDatabase:
             raise StartupError(f"Cannot create {cache_dir}: {exc.strerror}.") from exc
         return cls(conn, cache_dir)
 
-    def run(self, sql: str, params: Sequence[Any] = ()) -> None:
-        """Execute one statement."""
-        self._conn.execute(_pyformat(sql), params)
+    def run(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Execute one statement; the number of rows it changed."""
+        try:
+            return int(self._conn.execute(_pyformat(sql), params).rowcount)
+        except self._unique_violation as exc:
+            raise StoreConflict(str(exc)) from exc
 
     def rows(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         """Execute one query and fetch every row."""
@@ -66,6 +72,16 @@ class PostgresDatabase:
         """``BEGIN`` plus a transaction-scoped advisory lock that other replicas wait for."""
         self._conn.execute("BEGIN")
         self._conn.execute("SELECT pg_advisory_xact_lock(hashtext('asst_magic.schema'))")
+
+    def try_lock(self, name: str) -> bool:
+        """``pg_try_advisory_xact_lock``: held until the transaction ends."""
+        rows = self.rows("SELECT pg_try_advisory_xact_lock(hashtext(?))", (name,))
+        return bool(rows[0][0])
+
+    def now_ms(self) -> int:
+        """The database server's clock."""
+        rows = self.rows("SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint")
+        return int(rows[0][0])
 
     def json_field(self, column: str, key: str) -> str:
         """``(column::jsonb ->> 'key')``."""

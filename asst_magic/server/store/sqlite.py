@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from asst_magic.server.api.errors import StartupError
-from asst_magic.server.store.database import Row
+from asst_magic.server.store.database import Row, StoreConflict
 
 __all__ = ["SQLiteDatabase"]
 
@@ -39,9 +39,12 @@ class SQLiteDatabase:
                 "--data-dir (ServerConfig.data_dir), or fix its permissions."
             ) from exc
 
-    def run(self, sql: str, params: Sequence[Any] = ()) -> None:
-        """Execute one statement."""
-        self._db.execute(sql, params)
+    def run(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Execute one statement; the number of rows it changed."""
+        try:
+            return self._db.execute(sql, params).rowcount
+        except sqlite3.IntegrityError as exc:
+            raise StoreConflict(str(exc)) from exc
 
     def rows(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         """Execute one query and fetch every row."""
@@ -50,6 +53,14 @@ class SQLiteDatabase:
     def begin_exclusive(self) -> None:
         """``BEGIN IMMEDIATE``: takes the write lock now, so two starting servers queue."""
         self._db.execute("BEGIN IMMEDIATE")
+
+    def try_lock(self, name: str) -> bool:
+        """Always: one server uses a SQLite file, and its transactions are serial."""
+        return True
+
+    def now_ms(self) -> int:
+        """This machine's clock."""
+        return time.time_ns() // 1_000_000
 
     def json_field(self, column: str, key: str) -> str:
         """``json_extract(column, '$.key')``."""

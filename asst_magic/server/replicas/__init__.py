@@ -1,0 +1,1 @@
+"""Several server replicas on one PostgreSQL database: leases, recovery, forwarding."""
