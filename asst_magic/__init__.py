@@ -44,6 +44,16 @@ def load_ipython_extension(ipython: Any) -> None:
     magics = AssistantMagics(ipython)
     ipython.register_magics(magics)
     ipython.register_magics(DataMagics(ipython, magics))
+    if getattr(ipython, "kernel", None) is not None:
+        # A notebook: what a first cell needs is imported now, so it shows "Starting…" at
+        # once (the live widget's machinery, the view, the backend choice).
+        import importlib
+
+        from asst_magic.live.widget import preload
+
+        for module in ("asst_magic.backends.assistants", "asst_magic.view"):
+            importlib.import_module(module)
+        preload()
 
 
 def unload_ipython_extension(ipython: Any) -> None:

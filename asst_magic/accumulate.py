@@ -57,6 +57,8 @@ class Snapshot:
     thoughts: dict[str, str] = field(default_factory=dict)  # streamed reasoning, by block
     interrupted: bool = False  # the user stopped the stream (the ■ button, Ctrl-C)
     notes: list[str] = field(default_factory=list)  # the backend's words for the status line
+    # Per step, seconds into the run: when its code last grew ("written") and when it ended.
+    clock: dict[str, dict[str, float]] = field(default_factory=dict)
 
     @property
     def status(self) -> str:
@@ -209,6 +211,19 @@ def _file(snap: Snapshot, data: dict[str, Any]) -> None:
     snap.files[data["file_id"]] = data
 
 
+def _clock(snap: Snapshot, data: dict[str, Any]) -> None:
+    """Stamp a step: when its code last grew, and when it ended (``data["at"]`` seconds)."""
+    step = snap.steps.get(data["id"])
+    if step is None:
+        return
+    stamps = snap.clock.setdefault(data["id"], {})
+    size = float(sum(len(ci.get("input") or "") for ci in code_calls(step)))
+    if size != stamps.get("size"):
+        stamps.update(size=size, written=data["at"])
+    if step.get("status") not in (None, "in_progress") and "ended" not in stamps:
+        stamps["ended"] = data["at"]
+
+
 def _cancelled(snap: Snapshot, data: dict[str, Any]) -> None:
     snap.interrupted = True
     # Unconfirmed: the user stopped waiting for the server (a second Ctrl-C).
@@ -250,6 +265,7 @@ _HANDLERS: dict[str, Callable[[Snapshot, Any], None]] = {
     "client.call": _call_status,
     "client.file": _file,
     "client.cancelled": _cancelled,
+    "client.clock": _clock,
     "client.tick": _ignore,  # time passed: nothing to fold, but the view may repaint
     "client.note": _note,
 }

@@ -17,7 +17,9 @@ from traitlets import Bool, Enum, Float, Int, Unicode
 from asst_magic.accumulate import Snapshot, apply
 from asst_magic.backends.base import Backend, BackendError, RunEvent, RunRequest
 from asst_magic.parse import interpolate
+from asst_magic.render import COLLAPSE
 from asst_magic.result import RunResult
+from asst_magic.usage import EMPTY, EXAMPLES, cell_usage
 
 if TYPE_CHECKING:
     from asst_magic.functions import FunctionRegistry
@@ -93,6 +95,17 @@ class AssistantMagics(Magics):
         help="Let the local server's sandboxed code use the network (pip install, web "
         "fetches); also on when $ASST_MAGIC_CODE_NETWORK=1.",
     ).tag(config=True)
+    save_images = Bool(
+        False,
+        help="Also save plots in files_dir (they are always shown; files the code writes "
+        "are always saved). Plain-text display saves them, as it cannot show them.",
+    ).tag(config=True)
+    collapse = Enum(
+        COLLAPSE,
+        default_value="code",
+        help="What folds once it is done: `code` (code steps and function calls; their "
+        "output stays), `all` (their output too) or `none`. Sections are open while they run.",
+    ).tag(config=True)
     max_var_bytes = Int(
         32 * 1024 * 1024,
         help="Largest value (encoded bytes) that `--var` sends and `%asst_get` accepts.",
@@ -127,24 +140,25 @@ class AssistantMagics(Magics):
     )
     @cell_magic
     def assistant(self, line: str, cell: str) -> None:
-        """Send the cell to the assistant and stream the run live into this output.
-
-        ``{name}`` is replaced by the value of ``name`` when it is defined; ``{{`` is ``{``::
-
-            %%assistant --new -o answer
-            Plot the first {n} squares and describe the curve.
-        """
+        """Send the cell to the assistant and stream the run live into this output."""
         args = parse_argstring(self.assistant, line)
         message = interpolate(cell, self._shell.user_ns)
         if not message.strip():
-            raise UsageError(_EMPTY + self.assistant.parser.format_usage())
-        registry = self._offered(args.functions)
+            raise UsageError(EMPTY + self.assistant.parser.format_usage())
         name = self._backend_name(args.backend)
-        with _user_errors():
+        view = self._view()
+        if self._will_start(name):
+            view.note("Starting the local assistant server…")  # first use: takes seconds
+        try:
+            registry = self._offered(args.functions)
+        except UsageError:
+            view.discard()
+            raise
+        with _user_errors(view):
             dropped = self._drop_left_thread(name)
             request = self._request(args, message, registry, self._threads.get(name))
             backend = self._backend(name)
-            snap = self._play(backend, backend.stream_run(request, registry))
+            snap = self._play(backend, backend.stream_run(request, registry), view)
         if dropped:  # after the run: the live view's final swap clears what came before
             print(_new_thread_note(dropped))
         self._adopt_thread(name, backend, request, snap)
@@ -291,6 +305,7 @@ class AssistantMagics(Magics):
         backend = cached[1]
         # Client-side settings apply at once, without restarting a server (and its kernels).
         backend.files_dir = Path(self.files_dir)
+        backend.save_images = self.save_images or self._mode() == "text"
         if isinstance(backend, LocalBackend):
             backend.model = self._model()
         return backend
@@ -303,6 +318,11 @@ class AssistantMagics(Magics):
             return None
         self._threads[name] = None
         return thread
+
+    def _will_start(self, name: str) -> bool:
+        """Whether this cell starts the local server (nothing running for these settings)."""
+        cached = self._backends.get(name)
+        return name == "local" and (cached is None or cached[0] != self._server_settings(name))
 
     def _cassette(self) -> str:
         return self.cassette or self.environ.get("ASST_MAGIC_CASSETTE", "")
@@ -352,9 +372,11 @@ class AssistantMagics(Magics):
             code_network=network,
         )
 
-    def _play(self, backend: Backend, events: Generator[RunEvent, None, None]) -> Snapshot:
+    def _play(
+        self, backend: Backend, events: Generator[RunEvent, None, None], view: View
+    ) -> Snapshot:
         """Consume the run on the cell's own thread, so an interrupt lands right here."""
-        snap, view = Snapshot(), self._view()
+        snap = Snapshot()
         for note in backend.status_notes:
             apply(snap, "client.note", note)
         # A silent stream wakes the view when held-back text is due (the trailing timer).
@@ -362,6 +384,8 @@ class AssistantMagics(Magics):
         try:
             for name, data in events:
                 apply(snap, name, data)
+                if name.startswith("thread.run.step."):  # when code stops growing, and ends
+                    apply(snap, "client.clock", {"id": data["id"], "at": view.elapsed()})
                 # A function is about to run (or just ran) in this thread: show it now,
                 # whatever the throttle says, since nothing repaints while it runs.
                 view.update(snap, force=name == "client.call")
@@ -397,24 +421,20 @@ class AssistantMagics(Magics):
             apply(snap, name, data)
         self._view().finish(snap)
 
+    def _mode(self) -> str:
+        """``widget`` or ``text``: the ``display`` setting, with ``auto`` decided."""
+        if self.display != "auto":
+            return str(self.display)
+        kernel = getattr(self.shell, "kernel", None) is not None
+        return "widget" if kernel and importlib.util.find_spec("ipywidgets") else "text"
+
     def _view(self) -> View:
         from asst_magic.view import RunView, TextView
 
-        mode = self.display
-        if mode == "auto":
-            kernel = getattr(self.shell, "kernel", None) is not None
-            mode = "widget" if kernel and importlib.util.find_spec("ipywidgets") else "text"
-        if mode == "widget":
-            return RunView(self._shell.display_pub, repaint_hz=self.repaint_hz)
+        if self._mode() == "widget":
+            pub = self._shell.display_pub
+            return RunView(pub, repaint_hz=self.repaint_hz, collapse=self.collapse)
         return TextView(repaint_hz=self.repaint_hz)
-
-
-_EMPTY = """%%assistant needs a message in the cell body, for example:
-
-    %%assistant
-    What is 2**100?
-
-"""
 
 
 def _new_thread_note(dropped: str) -> str:
@@ -443,9 +463,23 @@ def _existing_file(path: str) -> Path:
 
 
 @contextlib.contextmanager
-def _user_errors() -> Iterator[None]:
-    """Backend errors become ``UsageError``s: IPython shows the message, not a traceback."""
+def _user_errors(view: View | None = None) -> Iterator[None]:
+    """Backend errors become ``UsageError``s: IPython shows the message, not a traceback.
+
+    A ``view`` that showed "Starting…" is taken back first: only the message is left.
+    """
     try:
         yield
     except BackendError as exc:
+        if view is not None:
+            view.discard()
         raise UsageError(str(exc)) from None
+
+
+AssistantMagics.assistant.__doc__ = cell_usage(
+    AssistantMagics.assistant.parser,
+    "assistant",
+    "Send the cell to the assistant and stream the run live into this output; the next\n"
+    "cell continues the same thread. Settings: %config AssistantMagics (see README).",
+    EXAMPLES,
+)

@@ -10,31 +10,40 @@ cache so a live view re-renders only the block that is still growing.
 
 from __future__ import annotations
 
-import base64
-import functools
 import html
 import json
 from collections.abc import Hashable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from asst_magic.accumulate import (
-    TERMINAL_STATUSES,
-    Snapshot,
-    call_result,
-    code_calls,
-    image_ids,
+from asst_magic.accumulate import Snapshot, call_result, code_calls, image_ids
+from asst_magic.markup import for_display
+from asst_magic.sections import IGNORE_MATH, MUTED, files_html, thought_html
+from asst_magic.tracebacks import find_error
+from asst_magic.work import (
+    Look,
+    Work,
+    code_shell,
+    ended,
+    logs_shell,
+    phase,
+    printed_text,
+    render_call,
+    render_image,
+    render_logs,
+    work,
 )
 
 __all__ = [
+    "COLLAPSE",
     "SLOT",
     "Block",
     "LivePart",
     "Renderer",
-    "code_html",
-    "logs_html",
     "render",
     "render_text",
+    "status_line",
+    "status_output",
     "status_parts",
     "status_text",
     "thought_html",
@@ -62,29 +71,15 @@ class LivePart:
     shell: str
     text: str = ""
 
-
-# Token colours follow JupyterLab's editor variables, so the code reads like a code
-# cell in both light and dark themes; the fallbacks are mid-tones that read on
-# white and on near-black alike (GitHub, nbviewer, VS Code).
-CODE_CSS = (
-    "<style>"
-    ".asst-code{border-left:3px solid var(--jp-brand-color1,#5b8fd6);padding:2px 8px;"
-    "margin:4px 0;background:var(--jp-cell-editor-background,rgba(127,127,127,.08))}"
-    ".asst-code pre{margin:0;padding:0;background:transparent;"
-    "color:var(--jp-content-font-color1,inherit);font-family:var(--jp-code-font-family,monospace)}"
-    ".asst-code [class^=k],.asst-code .ow{color:var(--jp-mirror-editor-keyword-color,#b06bd0);"
-    "font-weight:bold}"
-    ".asst-code [class^=s]{color:var(--jp-mirror-editor-string-color,#4a9f5c)}"
-    ".asst-code [class^=c]{color:var(--jp-mirror-editor-comment-color,#8a8a8a);font-style:italic}"
-    ".asst-code [class^=m]{color:var(--jp-mirror-editor-number-color,#d7843a)}"
-    ".asst-code .nf,.asst-code .nc{color:var(--jp-mirror-editor-def-color,#4a8fd8)}"
-    ".asst-code .nb,.asst-code .bp{color:var(--jp-mirror-editor-builtin-color,#2aa1b3)}"
-    ".asst-code .o{color:var(--jp-mirror-editor-operator-color,#a070c0)}"
-    "</style>"
-)
-_MUTED = "color:var(--jp-ui-font-color2,#888)"
+_MUTED = MUTED
 _ERROR = "color:var(--jp-error-color1,#d9534f)"
-_PRE = "margin:2px 0;font-family:var(--jp-code-font-family,monospace);white-space:pre-wrap"
+#: What folds once it is done: ``code`` (code and function calls), ``all`` (their output
+#: too) or ``none``. Plots, error lines and the answer always stay in view.
+COLLAPSE = ("code", "all", "none")
+_REASONS: dict[str, str] = {
+    "max_completion_tokens": "max tokens",
+    "max_prompt_tokens": "prompt too long",
+}
 _STATUS_WORDS = {
     "queued": "queued",
     "in_progress": "in progress",
@@ -101,45 +96,56 @@ _STATUS_WORDS = {
 class Renderer:
     """Render snapshots block by block, reusing the outputs of blocks that did not change."""
 
-    def __init__(self) -> None:
+    def __init__(self, collapse: str = "code") -> None:
         self._cache: dict[Hashable, tuple[Hashable, list[Output]]] = {}
+        self.collapse = collapse
 
-    def blocks(self, snap: Snapshot) -> list[Block]:
+    def blocks(self, snap: Snapshot, elapsed: float | None = None) -> list[Block]:
         """``(key, outputs)`` per transcript block; an unchanged block keeps its list object."""
         meta = {"asst_magic": snap.ids}
         blocks: list[Block] = []
-        for key, fingerprint, part in _parts(snap):
+        look = Look(self.collapse, elapsed)
+        for key, fingerprint, part in _parts(snap, look):
             cached = self._cache.get(key)
             if cached is None or cached[0] != fingerprint:
-                cached = (fingerprint, [_with_meta(o, meta) for o in _render_part(part, snap)])
+                outputs = _render_part(part, snap, look)
+                cached = (fingerprint, [_with_meta(o, meta) for o in outputs])
                 self._cache[key] = cached
             blocks.append((key, cached[1]))
         return blocks
 
-    def live(self, snap: Snapshot) -> list[LivePart]:
+    def live(self, snap: Snapshot, elapsed: float | None = None) -> list[LivePart]:
         """The transcript as live parts: growing text and code raw, the rest as cached HTML."""
         parts: list[LivePart] = []
-        for key, fingerprint, (kind, value) in _parts(snap):
+        look = Look(self.collapse, elapsed)
+        for key, fingerprint, (kind, value) in _parts(snap, look):
             name = "/".join(map(str, key)) if isinstance(key, tuple) else str(key)
-            if kind == "content" and value.get("type") == "text":
-                parts.append(LivePart(name, "markdown", "", _content_markdown(value, snap)))
-            elif kind == "call" and value.get("type") == "code_interpreter":
-                parts += self._live_code(name, value.get("code_interpreter") or {}, snap)
+            if kind == "content" and value.get("type") == "text" and value.get("role") != "user":
+                # Raw: the page closes half-written markup itself, so the text only grows.
+                text = _linked_text(value.get("text") or {}, snap)
+                parts.append(LivePart(name, "markdown", "", text))
+            elif kind == "call" and value.call.get("type") == "code_interpreter":
+                parts += self._live_code(name, value, snap)
             elif kind == "thought":  # appended into its <details>, so an opened one stays open
-                text, live = value
-                parts.append(LivePart(name, "text", thought_html(SLOT, live), text))
+                text, live, open_ = value
+                parts.append(LivePart(name, "text", thought_html(SLOT, live, open_), text))
             else:
-                parts += self._live_static(name, key, fingerprint, (kind, value), snap)
+                parts += self._live_static(name, key, fingerprint, (kind, value), snap, look)
         return parts
 
-    def _live_code(self, name: str, ci: dict[str, Any], snap: Snapshot) -> list[LivePart]:
-        parts = [LivePart(name, "code", code_html(SLOT), ci.get("input") or "")]
+    def _live_code(self, name: str, section: Work, snap: Snapshot) -> list[LivePart]:
+        ci = section.call.get("code_interpreter") or {}
+        parts = [LivePart(name, "code", code_shell(section, SLOT), ci.get("input") or "")]
         for i, item in enumerate(ci.get("outputs") or ()):
-            if item.get("type") == "logs":
-                logs = item.get("logs") or ""
-                parts.append(LivePart(f"{name}/{i}", "text", logs_html(SLOT), logs))
+            logs = item.get("logs") or ""
+            if item.get("type") == "logs" and find_error(logs) is None:
+                shell = logs_shell(section, SLOT, logs)
+                parts.append(LivePart(f"{name}/{i}", "text", shell, logs))
+            elif item.get("type") == "logs":  # a traceback: shown as it will stay
+                html_ = render_logs(logs, section)["data"]["text/html"]
+                parts.append(LivePart(f"{name}/{i}", "html", html_))
             elif item.get("type") == "image":
-                image = _render_image((item.get("image") or {}).get("file_id", ""), snap)
+                image = render_image((item.get("image") or {}).get("file_id", ""), snap)
                 parts.append(LivePart(f"{name}/{i}", "html", _bundle_html(image["data"])))
         return parts
 
@@ -150,11 +156,12 @@ class Renderer:
         fingerprint: Hashable,
         part: tuple[str, Any],
         snap: Snapshot,
+        look: Look,
     ) -> list[LivePart]:
         live_key = ("live", key)
         cached = self._cache.get(live_key)
         if cached is None or cached[0] != fingerprint:
-            cached = (fingerprint, _render_part(part, snap))
+            cached = (fingerprint, _render_part(part, snap, look))
             self._cache[live_key] = cached
         outputs = cached[1]
         return [
@@ -164,14 +171,18 @@ class Renderer:
 
     def render(self, snap: Snapshot, elapsed: float | None = None) -> list[Output]:
         """All outputs of the transcript followed by the status line."""
-        outputs = [o for _, block in self.blocks(snap) for o in block]
-        status = _with_meta(_status_output(snap, elapsed), {"asst_magic": snap.ids})
+        outputs = [o for _, block in self.blocks(snap, elapsed) for o in block]
+        status = _with_meta(status_output(snap, elapsed), {"asst_magic": snap.ids})
         return [*outputs, status]
 
 
-def render(snap: Snapshot, elapsed: float | None = None) -> list[Output]:
+def render(
+    snap: Snapshot, elapsed: float | None = None, *, collapse: str = "code"
+) -> list[Output]:
     """The snapshot as notebook outputs: transcript blocks, then the status line."""
-    return Renderer().render(snap, elapsed)
+    return Renderer(collapse).render(snap, elapsed)
+
+
 
 
 def _with_meta(output: Output, meta: dict[str, Any]) -> Output:
@@ -185,25 +196,41 @@ def _display(data: dict[str, Any]) -> Output:
 # -- splitting a snapshot into blocks -------------------------------------------------
 
 
-def _parts(snap: Snapshot) -> Iterator[tuple[Hashable, Hashable, tuple[str, Any]]]:
+def _parts(snap: Snapshot, look: Look) -> Iterator[tuple[Hashable, Hashable, tuple[str, Any]]]:
     """``(key, fingerprint, (kind, part))`` for every block; the fingerprint changes with it."""
     nfiles, code_images = len(snap.files), _code_images(snap)
     for n, (kind, item_id) in enumerate(snap.order):
         if kind == "thought":
-            live = n == len(snap.order) - 1 and snap.status not in TERMINAL_STATUSES
-            text = snap.thoughts.get(item_id, "")
-            yield (item_id, 0), ("thought", len(text), live), ("thought", (text, live))
+            live = n == len(snap.order) - 1 and not ended(snap)
+            text, open_ = snap.thoughts.get(item_id, ""), look.collapse == "none"
+            state = (text, live, open_)
+            yield (item_id, 0), ("thought", len(text), live, open_), ("thought", state)
         elif kind == "step":
-            calls = snap.steps[item_id].get("step_details", {}).get("tool_calls") or []
+            step = snap.steps[item_id]
+            calls = step.get("step_details", {}).get("tool_calls") or []
             for i, call in enumerate(calls):
-                yield (item_id, i), _call_fingerprint(call, snap, nfiles), ("call", call)
+                section = work(call, step, snap, look, last=i == len(calls) - 1)
+                fingerprint = (_call_fingerprint(call, snap, nfiles), section.state)
+                yield (item_id, i), fingerprint, ("call", section)
         else:
             message = snap.messages[item_id]
             for i, part in enumerate(message.get("content") or []):
                 if _file_id(part) in code_images:
                     continue  # already shown under the code that made it
                 part = {**part, "role": message.get("role", "assistant")}
+                part["streaming"] = message.get("status") == "in_progress" and not ended(snap)
                 yield (item_id, i), _part_fingerprint(part, nfiles), ("content", part)
+            made = _attached(message)
+            if made:
+                saved = tuple(snap.files.get(f, {}).get("path") for f in made)
+                yield (item_id, "files"), ("files", saved), ("files", made)
+
+
+def _attached(message: dict[str, Any]) -> list[str]:
+    """The files an assistant message offers (what its code wrote to /mnt/data)."""
+    if message.get("role") != "assistant":
+        return []
+    return [a["file_id"] for a in message.get("attachments") or () if a.get("file_id")]
 
 
 def _code_images(snap: Snapshot) -> set[str | None]:
@@ -239,119 +266,34 @@ def _call_fingerprint(call: dict[str, Any], snap: Snapshot, nfiles: int) -> Hash
 def _part_fingerprint(part: dict[str, Any], nfiles: int) -> Hashable:
     if part.get("type") == "text":
         text = part.get("text") or {}
-        return "text", len(text.get("value") or ""), len(text.get("annotations") or ()), nfiles
+        value, notes = text.get("value") or "", text.get("annotations") or ()
+        return "text", len(value), len(notes), nfiles, part["streaming"]
     return part.get("type"), nfiles
 
 
-def _render_part(part: tuple[str, Any], snap: Snapshot) -> list[Output]:
+def _render_part(part: tuple[str, Any], snap: Snapshot, look: Look) -> list[Output]:
     kind, value = part
     if kind == "call":
-        return _render_call(value, snap)
+        return render_call(value, snap)
     if kind == "thought":
         return [_render_thought(*value)]
+    if kind == "files":
+        return [_render_files(value, snap)]
     return _render_content(value, snap)
 
 
-def _render_thought(text: str, live: bool) -> Output:
+def _render_thought(text: str, live: bool, open_: bool) -> Output:
     label = "Thinking…" if live else "Thinking"
-    return _display({"text/html": thought_html(html.escape(text), live), "text/plain": label})
+    shown = thought_html(html.escape(text), live, open_)
+    return _display({"text/html": shown, "text/plain": label})
 
 
-def thought_html(body: str, live: bool) -> str:
-    """The model's reasoning folded under a "Thinking…" line (``body`` escaped, or ``SLOT``)."""
-    label = "Thinking…" if live else "Thinking"
-    summary = f'<summary style="{_MUTED};cursor:pointer">{label}</summary>'
-    return f'<details>{summary}<div style="{_MUTED};{_PRE}">{body}</div></details>'
-
-
-
-# -- tool calls -----------------------------------------------------------------------
-
-
-def _render_call(call: dict[str, Any], snap: Snapshot) -> list[Output]:
-    kind = call.get("type")
-    if kind == "code_interpreter":
-        return _render_code(call.get("code_interpreter") or {}, snap)
-    if kind == "function":
-        return [_render_function(call, snap.calls.get(call.get("id", ""), {}))]
-    return [_display({"text/plain": f"[{kind} tool call]"})]
-
-
-@functools.lru_cache(maxsize=64)
-def _highlight(code: str) -> str:
-    # A finished block renders again when its logs and images arrive: its code has not
-    # changed, so neither has its HTML. The live view's highlighter already made most of
-    # it while the code streamed (imported here, late: asst_magic.live imports this module).
-    from asst_magic.live.highlight import highlight_code
-
-    return highlight_code(code)
-
-
-def code_html(body: str) -> str:
-    """A code block's HTML around ``body`` (Pygments spans; ``SLOT`` in the live view)."""
-    return f'{CODE_CSS}<div class="highlight asst-code"><pre><span></span>{body}</pre></div>\n'
-
-
-def logs_html(body: str) -> str:
-    """Code logs' HTML around ``body`` (escaped text; ``SLOT`` in the live view)."""
-    return f'<pre class="asst-logs" style="{_PRE}">{body}</pre>'
-
-
-def _render_code(ci: dict[str, Any], snap: Snapshot) -> list[Output]:
-    code = ci.get("input") or ""
-    outputs = [_display({"text/html": code_html(_highlight(code)), "text/plain": code})]
-    for item in ci.get("outputs") or ():
-        if item.get("type") == "logs":
-            outputs.append(_render_logs(item.get("logs") or ""))
-        elif item.get("type") == "image":
-            outputs.append(_render_image((item.get("image") or {}).get("file_id", ""), snap))
-    return outputs
-
-
-def _render_logs(logs: str) -> Output:
-    return _display({"text/html": logs_html(html.escape(logs)), "text/plain": logs})
-
-
-def _render_image(file_id: str, snap: Snapshot) -> Output:
-    file = snap.files.get(file_id)
-    if file is None or not file.get("content"):
-        return _display({"text/plain": f"[image {file_id}]"})
-    png = base64.b64encode(file["content"]).decode("ascii")
-    return _display({"image/png": png, "text/plain": f"[image {file_id}]"})
-
-
-def _render_function(call: dict[str, Any], state: dict[str, Any]) -> Output:
-    fn = call.get("function") or {}
-    name, args = fn.get("name") or "?", _pretty_json(fn.get("arguments") or "")
-    status = state.get("status") or ("done" if fn.get("output") is not None else "requested")
-    result, printed = call_result(fn, state), _printed(state)
-    plain = f"ƒ {name}({args}) · {status}" + (f"\n{printed}" if printed else "")
-    plain += f"\n→ {result}" if result is not None else ""
-    tone = _ERROR if status == "error" else _MUTED
-    parts = [
-        f'<div class="asst-fn"><code>ƒ {html.escape(name)}</code> '
-        f'<span style="{tone}">· {html.escape(status)}</span>',
-        f'<pre style="{_PRE}">{html.escape(args)}</pre>',
-    ]
-    if printed:
-        style = f"{_PRE};{_MUTED}"
-        parts.append(f'<pre class="asst-printed" style="{style}">{html.escape(printed)}</pre>')
-    if result is not None:
-        style = f"{_PRE};{_ERROR}" if status == "error" else _PRE
-        parts.append(f'<pre style="{style}">→ {html.escape(str(result))}</pre>')
-    return _display({"text/html": "".join(parts) + "</div>", "text/plain": plain})
-
-
-def _printed(state: dict[str, Any]) -> str:
-    """What the function printed while it ran, without the trailing newline."""
-    return str(state.get("printed") or "").removesuffix("\n")
-
-
-def _pretty_json(text: str) -> str:
-    try:
-        return json.dumps(json.loads(text), indent=2, ensure_ascii=False)
-    except ValueError:
-        return text  # still streaming, or not JSON: show it as it came
+def _render_files(file_ids: list[str], snap: Snapshot) -> Output:
+    """A download chip per file, named as the code named it."""
+    files = {fid: snap.files.get(fid, {}) for fid in file_ids}
+    chips = [(str(f.get("name") or fid), f.get("path")) for fid, f in files.items()]
+    plain = "Files: " + ", ".join(path or name for name, path in chips)
+    return _display({"text/html": files_html(chips), "text/plain": plain})
 
 
 # -- message content ------------------------------------------------------------------
@@ -360,19 +302,30 @@ def _pretty_json(text: str) -> str:
 def _render_content(part: dict[str, Any], snap: Snapshot) -> list[Output]:
     kind = part.get("type")
     if kind == "text":
-        text = _content_markdown(part, snap)
-        return [_display({"text/markdown": text, "text/plain": text})]
+        text = _linked_text(part.get("text") or {}, snap)
+        if part.get("role") == "user":
+            return [_render_user_turn(text)]
+        shown = for_display(text, streaming=bool(part.get("streaming")))
+        return [_display({"text/markdown": shown, "text/plain": text})]
     if kind == "image_file":
-        return [_render_image((part.get("image_file") or {}).get("file_id", ""), snap)]
+        return [render_image((part.get("image_file") or {}).get("file_id", ""), snap)]
     if kind == "image_url":
         url = (part.get("image_url") or {}).get("url", "")
         return [_display({"text/markdown": f"![image]({url})", "text/plain": url})]
     return [_display({"text/plain": f"[{kind} content]"})]
 
 
-def _content_markdown(part: dict[str, Any], snap: Snapshot) -> str:
-    text = _linked_text(part.get("text") or {}, snap)
-    return f"**You:** {text}" if part.get("role") == "user" else text
+def _render_user_turn(text: str) -> Output:
+    """A question in the history: a rule above it, so every turn starts visibly."""
+    style = (
+        "margin:14px 0 4px;padding:6px 0 0;border-top:2px solid var(--jp-border-color1,#bbb);"
+        "white-space:pre-wrap"
+    )
+    line = (
+        f'<div class="asst-turn {IGNORE_MATH}" style="{style}">'
+        f'<b style="{_MUTED}">You</b><br>{html.escape(text)}</div>'
+    )
+    return _display({"text/html": line, "text/plain": f"You: {text}"})
 
 
 def _bundle_html(data: dict[str, Any]) -> str:
@@ -381,8 +334,11 @@ def _bundle_html(data: dict[str, Any]) -> str:
         return str(data["text/html"])
     if "image/png" in data:
         alt = html.escape(str(data.get("text/plain", "")), quote=True)
-        return f'<img src="data:image/png;base64,{data["image/png"]}" alt="{alt}">'
-    return f'<pre style="{_PRE}">{html.escape(str(data.get("text/plain", "")))}</pre>'
+        # As JupyterLab shows an image output: inline, with no margin below.
+        png = data["image/png"]
+        return f'<img src="data:image/png;base64,{png}" alt="{alt}" style="margin:0">'
+    pre = "margin:2px 0;font-family:var(--jp-code-font-family,monospace);white-space:pre"
+    return f'<pre style="{pre}">{html.escape(str(data.get("text/plain", "")))}</pre>'
 
 
 def _linked_text(text: dict[str, Any], snap: Snapshot) -> str:
@@ -404,12 +360,11 @@ def status_text(snap: Snapshot, elapsed: float | None = None) -> str:
     if snap.status == "history":
         count = len(snap.messages)
         return f"history of {snap.thread_id} · {count} message{'s' * (count != 1)}"
-    before, after = status_parts(snap)
-    parts = [before, *([f"{elapsed:.1f} s"] if elapsed is not None else ()), *after]
-    return " · ".join(parts)
+    before, after = status_parts(snap, elapsed)
+    return " · ".join([before, *([f"{elapsed:.1f} s"] if elapsed is not None else ()), *after])
 
 
-def status_parts(snap: Snapshot) -> tuple[str, list[str]]:
+def status_parts(snap: Snapshot, elapsed: float | None = None) -> tuple[str, list[str]]:
     """The status line's words before the elapsed time, and those after it."""
     after = []
     usage = snap.run.get("usage") or {}
@@ -419,37 +374,55 @@ def status_parts(snap: Snapshot) -> tuple[str, list[str]]:
     after += snap.notes
     if error:
         after.append(f"{error.get('code') or 'error'}: {error.get('message', '')}")
-    return _status_word(snap), after
+    return _status_word(snap, elapsed), after
 
 
-def _status_word(snap: Snapshot) -> str:
+def _status_word(snap: Snapshot, elapsed: float | None) -> str:
     status = snap.status
     if not snap.run and snap.error is not None:
         return "not started"  # the stream broke before the run existed
-    if status == "in_progress" and _running_code(snap):
-        return "running code"
+    if status == "in_progress" and snap.order and snap.order[-1][0] == "thought":
+        return "thinking…"
+    if status == "in_progress":
+        phase = _codephase(snap, elapsed)
+        if phase is not None:
+            return f"{phase} code…"
     if status == "requires_action" and any(
         c.get("status") == "running" for c in snap.calls.values()
     ):
-        return "running functions"
+        return "running functions…"
+    if status == "incomplete":
+        reason = str((snap.run.get("incomplete_details") or {}).get("reason") or "")
+        return f"incomplete: {_REASONS.get(reason, reason or 'no reason given')}"
     return _STATUS_WORDS.get(status, status)
 
 
-def _running_code(snap: Snapshot) -> bool:
+def _codephase(snap: Snapshot, elapsed: float | None) -> str | None:
+    """``writing`` or ``running`` while the last block is a code step in progress."""
     if not snap.order or snap.order[-1][0] != "step":
-        return False
+        return None
     step = snap.steps[snap.order[-1][1]]
     calls = step.get("step_details", {}).get("tool_calls") or []
-    return step.get("status") == "in_progress" and any(
-        c.get("type") == "code_interpreter" for c in calls
-    )
+    if step.get("status") != "in_progress" or not calls:
+        return None
+    if calls[-1].get("type") != "code_interpreter":
+        return None
+    look = Look("none", elapsed)
+    return phase(calls[-1], step, snap, look, last=True)
 
 
-def _status_output(snap: Snapshot, elapsed: float | None) -> Output:
-    text = status_text(snap, elapsed)
+def status_output(snap: Snapshot, elapsed: float | None = None) -> Output:
+    """The status line as a display output; the live view shows the very same markup."""
     failed = snap.status in ("failed", "expired") or snap.error is not None
-    style = _ERROR if failed else _MUTED
-    line = f'<div class="asst-status" style="{style}">{html.escape(text)}</div>'
+    return status_line(status_text(snap, elapsed), failed=failed, final=ended(snap))
+
+
+def status_line(text: str, *, failed: bool = False, final: bool = False) -> Output:
+    """One muted line (red when ``failed``), never typeset as math."""
+    style = f"{_ERROR if failed else _MUTED};font-size:var(--jp-ui-font-size1,13px);padding:1px 0"
+    final_class = " asst-final" if final else ""
+    line = f'<div class="asst-status{final_class} {IGNORE_MATH}" style="{style}">'
+    line += f"{html.escape(text)}</div>"
     return _display({"text/html": line, "text/plain": text})
 
 
@@ -458,13 +431,16 @@ def _status_output(snap: Snapshot, elapsed: float | None) -> Output:
 
 def render_text(snap: Snapshot) -> str:
     """The transcript as plain text for a terminal; it only grows while the run streams."""
-    parts, text = list(_parts(snap)), ""
+    parts, text = list(_parts(snap, Look("none", None))), ""
     for n, (key, _, (kind, value)) in enumerate(parts):
         if text and not text.endswith("\n"):
             text += "\n"  # the previous block is finished once the next one starts
         if kind == "call":
-            ended = n + 1 < len(parts) or _step_ended(snap, key)
-            text += _call_text(value, snap, ended)
+            done = n + 1 < len(parts) or _step_done(snap, key)
+            text += _call_text(value.call, snap, done)
+        elif kind == "files":
+            paths = (snap.files.get(f, {}).get("path") for f in value)
+            text += "".join(f"\n[file: {path}]" for path in paths if path) + "\n"
         elif kind == "thought":
             continue  # a terminal shows the answer; reasoning stays a notebook extra
         else:
@@ -472,7 +448,7 @@ def render_text(snap: Snapshot) -> str:
     return text
 
 
-def _step_ended(snap: Snapshot, key: Hashable) -> bool:
+def _step_done(snap: Snapshot, key: Hashable) -> bool:
     step_id = str(key[0] if isinstance(key, tuple) else key)
     return snap.steps.get(step_id, {}).get("status") not in (None, "in_progress")
 
@@ -493,7 +469,7 @@ def _call_text(call: dict[str, Any], snap: Snapshot, ended: bool) -> str:
     if call.get("type") == "function":
         fn = call.get("function") or {}
         state = snap.calls.get(call.get("id", ""), {})
-        result, printed = call_result(fn, state), _printed(state)
+        result, printed = call_result(fn, state), printed_text(state)
         tail = f"\n{printed}" if printed else ""
         tail += f"\n→ {result}\n" if result is not None else ""
         return f"\nƒ {fn.get('name')}({fn.get('arguments') or ''}){tail}"

@@ -56,6 +56,18 @@ class View(Protocol):
 
     def finish(self, snap: Snapshot) -> None: ...
 
+    def note(self, text: str) -> None:
+        """Show ``text`` as the status line at once (before the run exists)."""
+        ...
+
+    def discard(self) -> None:
+        """Take back whatever was shown (the run never started)."""
+        ...
+
+    def elapsed(self) -> float:
+        """Seconds since the view was made: the clock of the status line."""
+        ...
+
 
 # Repaints may cost at most this many bytes of overhead beyond the content they carry...
 _ALLOWANCE = 2048
@@ -134,11 +146,12 @@ class RunView:
         repaint_hz: float = 25.0,
         clock: Clock = time.monotonic,
         widget_factory: Callable[[], LiveWidget] | None = None,
+        collapse: str = "code",
     ) -> None:
         self._pub = display_pub
         self._pacer = _Pacer(repaint_hz, clock)
         self._new_widget = widget_factory or new_live_widget
-        self._renderer = Renderer()
+        self._renderer = Renderer(collapse)
         self._diff = LiveDiff()
         self._widget: LiveWidget | None = None
 
@@ -149,8 +162,8 @@ class RunView:
 
     @property
     def painted(self) -> bool:
-        """Whether the live widget has been displayed."""
-        return self._widget is not None
+        """Whether the run has shown anything (a "Starting…" line alone does not count)."""
+        return self._widget is not None and self._pacer.repaints > 0
 
     def update(self, snap: Snapshot, *, force: bool = False) -> None:
         """Repaint if the pacer allows (or ``force``); cheap enough to call on every event."""
@@ -160,6 +173,27 @@ class RunView:
     def wait(self) -> float:
         """Seconds the stream may stay silent before ``update`` should be called again."""
         return self._pacer.wait()
+
+    def elapsed(self) -> float:
+        """Seconds since the view was made."""
+        return self._pacer.elapsed()
+
+    def note(self, text: str) -> None:
+        """Show the live widget at once with ``text`` as its status line (its clock runs).
+
+        It is the same widget the run then streams into, so nothing else is displayed
+        (nbval, which ignores clears, compares only the final outputs).
+        """
+        widget = self._widget or self._show()
+        ops = self._diff.status(text, [], self._pacer.elapsed(), running=True, failed=False)
+        widget.send_batch(ops)
+
+    def discard(self) -> None:
+        """Remove what was shown: a run that could not start leaves no output behind."""
+        if self._widget is not None:
+            self._pub.clear_output(wait=False)
+            self._widget.close()
+            self._widget = None
 
     def finish(self, snap: Snapshot) -> None:
         """Replace the widget with the final outputs (ids in each output's metadata)."""
@@ -177,13 +211,12 @@ class RunView:
     def _paint(self, snap: Snapshot) -> None:
         start = self._pacer.clock()
         widget = self._widget or self._show()
-        ops, content = self._diff.ops(self._renderer.live(snap))
-        before, after = status_parts(snap)
+        elapsed = start - self._pacer.started
+        ops, content = self._diff.ops(self._renderer.live(snap, elapsed))
+        before, after = status_parts(snap, elapsed)
         failed = snap.status in ("failed", "expired") or snap.error is not None
         running = snap.status not in TERMINAL_STATUSES and not snap.interrupted
-        ops += self._diff.status(
-            before, after, self._pacer.elapsed(), running=running, failed=failed
-        )
+        ops += self._diff.status(before, after, elapsed, running=running, failed=failed)
         if ops:
             self._pacer.painted(start, content, widget.send_batch(ops))
         else:
@@ -211,6 +244,19 @@ class TextView:
         self._stream = stream
         self._pacer = _Pacer(repaint_hz, clock)
         self._shown = ""
+
+    def elapsed(self) -> float:
+        """Seconds since the view was made."""
+        return self._pacer.elapsed()
+
+    def note(self, text: str) -> None:
+        """Print ``text`` on its own line (e.g. while the local server starts)."""
+        self._out.write(f"[{text}]\n")
+        self._out.flush()
+
+    def discard(self) -> None:
+        """Nothing to take back: printed text stays."""
+        return None
 
     @property
     def repaints(self) -> int:

@@ -35,7 +35,7 @@ import openai
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import asst_magic.live.highlight as highlight_module
-import asst_magic.render as render_module
+import asst_magic.work as render_module
 from asst_magic.accumulate import Snapshot, apply
 from asst_magic.backends.base import RunRequest
 from asst_magic.backends.http import SDKBackend

@@ -74,6 +74,10 @@ class Replica:
     def op_part(self, key: str, mode: str, shell: str) -> None:
         self.parts[key] = {"mode": mode, "text": shell if mode == "html" else "", "open": ""}
 
+    def op_shell(self, key: str, shell: str) -> None:
+        """A streamed part's new summary: its content stays (as in live.js)."""
+        self.parts[key]["shell"] = shell
+
     def op_add(self, key: str, text: str) -> None:
         self.parts[key]["text"] += text
 

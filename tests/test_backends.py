@@ -56,7 +56,11 @@ def test_code_interpreter_run_renders_code_then_answer(
         "solution = sp.solve(equation, x)\nsolution"
     )
     assert '<span class="kn">import</span>' in code["data"]["text/html"]
+    # \( \) math is shown in dollars, which JupyterLab's Markdown renders (it drops \( ).
     assert answer["data"]["text/markdown"] == (
+        "The solution to the equation $3x + 11 = 14$ is $x = 1$."
+    )
+    assert answer["data"]["text/plain"] == (
         "The solution to the equation \\( 3x + 11 = 14 \\) is \\( x = 1 \\)."
     )
     assert status["data"]["text/plain"] == "completed · 470 tokens"
@@ -76,7 +80,7 @@ def test_image_run_fetches_the_image_and_links_the_file(
         ["text/html", "text/plain"],  # the status line
     ]
     assert outputs[1]["data"]["text/plain"] == "45\n"
-    local = (tmp_path / "files" / "file-csv1.png").as_posix()  # PNG bytes: named .png
+    local = (tmp_path / "files" / "plot.png").as_posix()  # a linked file keeps its own name
     assert outputs[3]["data"]["text/markdown"] == f"The sum is 45. [Download the plot]({local})"
     assert ("GET", "/v1/files/file-img1/content", None) in server.requests
 

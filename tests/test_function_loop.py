@@ -216,13 +216,21 @@ def test_what_a_function_prints_stays_in_its_block(ip: Any, client: openai.OpenA
 
 
 def widget_calls(comms: list[dict[str, Any]]) -> list[str]:
-    """What a front end shows for the live widget now: the status of each function block."""
+    """What a front end shows for the live widget now: the state of each function section."""
     replica = Replica()
     for ops in batches(comms):
         replica.apply(ops)
-    shown = [re.sub(r"<pre[^>]*>.*?</pre>", "", t, flags=re.S) for t in replica.texts()]
-    words = [html.unescape(re.sub(r"<[^>]+>", "", text)) for text in shown]
-    return [text for text in words if text.startswith("ƒ ")]
+    return [call_state(text) for text in replica.texts() if "asst-function" in text]
+
+
+def call_state(section: str) -> str:
+    """``running`` from a summary ``name(…) · running…``; ``done`` once ``→ result`` shows."""
+    summary = re.search(r"<summary[^>]*>(.*?)</summary>", section, flags=re.S)
+    assert summary is not None, section
+    words = html.unescape(re.sub(r"<[^>]+>", "", summary.group(1)))
+    if "→ error" in words:
+        return "error"
+    return "done" if "→" in words else words.rsplit(" · ", 1)[1].rstrip("…")
 
 
 def test_each_call_shows_running_while_it_runs(ip: Any) -> None:
@@ -233,7 +241,7 @@ def test_each_call_shows_running_while_it_runs(ip: Any) -> None:
     @asst_magic.function
     def probe(tag: str) -> str:
         """Record what the live output shows while this call runs."""
-        seen[tag] = [status_of(text) for text in widget_calls(comms)]
+        seen[tag] = widget_calls(comms)
         return tag
 
     with recording_comms() as comms:
@@ -388,9 +396,10 @@ def probe(tag: str) -> list:
         for op in ops:
             if op[0] == "part":
                 parts[op[1]] = op[3]
-    shown = [re.sub(r"<pre[^>]*>.*?</pre>", "", t, flags=re.S) for t in parts.values()]
-    words = [html.unescape(re.sub(r"<[^>]+>", "", t)) for t in shown]
-    return [t.rsplit(" · ", 1)[1] for t in words if t.startswith("ƒ ")]
+    found = [re.search(r"<summary[^>]*>(.*?)</summary>", t) for t in parts.values()
+             if "asst-function" in t]
+    summaries = [html.unescape(re.sub(r"<[^>]+>", "", m.group(1))) for m in found]
+    return ["done" if "→" in s else s.rsplit(" · ", 1)[1].rstrip("…") for s in summaries]
 '''
 
 KERNEL_CELLS = (

@@ -44,7 +44,7 @@ def test_held_back_code_and_running_status_show_while_the_code_runs(
         state
         for state in states(live)
         if CODE in state
-        and any(t.startswith("running code · ") for t in state)
+        and any(t.startswith("running code… · ") for t in state)
         and "slept\n" not in state  # the code's logs
     ]
     assert while_running, live  # the full code and "running code", before the logs came
@@ -59,7 +59,7 @@ def test_the_front_end_ticks_the_clock_while_the_server_is_silent(
     magics(shell).repaint_hz = 4
     cell(shell, "slow code")
     status = [op for ops in batches(live) for op in ops if op[0] == "status"]
-    running = [op for op in status if op[1] == "running code"]
+    running = [op for op in status if op[1] == "running code…"]
     assert running and running[-1][4] is True  # the front end advances the elapsed time
     # Nothing is re-sent during the 1.5 s of silence: no two batches carry the same status.
     assert len({(op[1], op[2], op[4]) for op in status}) == len(status)

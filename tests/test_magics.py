@@ -55,6 +55,24 @@ def test_text_answer_replaces_the_widget_with_markdown(shell: Any) -> None:
     assert not any(WIDGET in o["data"] for o in outputs)
 
 
+def test_files_the_code_writes_are_offered_under_their_own_names(
+    shell: Any, tmp_path: Path
+) -> None:
+    saved = tmp_path / "assistant_files"
+    first = cell(shell, "write a summary")
+    assert "Files: assistant_files/summary.csv" in plain(first)
+    assert (saved / "summary.csv").read_text() == "year,total\n2024,1\n"
+    second = cell(shell, "write another summary")  # same name, new content: kept apart
+    [chips] = [o for o in second if o["data"]["text/plain"].startswith("Files: ")]
+    assert chips["data"]["text/plain"] == "Files: assistant_files/summary (2).csv"
+    assert 'href="assistant_files/summary%20%282%29.csv" download="summary (2).csv"' in (
+        chips["data"]["text/html"]
+    )
+    assert (saved / "summary (2).csv").read_text() == "year,total\n2024,2\n"
+    cell(shell, "plot it")  # plots are shown, not saved beside the notebook
+    assert sorted(p.name for p in saved.iterdir()) == ["summary (2).csv", "summary.csv"]
+
+
 def test_code_logs_and_image_render(shell: Any) -> None:
     code, logs, image, answer, status = cell(shell, "plot it")
     assert '<span class="kn">import</span>' in code["data"]["text/html"]
@@ -79,9 +97,9 @@ def test_next_cell_continues_the_thread_and_history_shows_both(
     shell.display_pub.outputs.clear()
     shell.run_line_magic("asst_thread", "history")
     assert plain(shell.display_pub.saved) == [
-        "**You:** hello",
+        "You: hello",
         "Hello **world**!",
-        "**You:** and again",
+        "You: and again",
         "Still here.",
         f"history of {thread} · 4 messages",
     ]
@@ -214,7 +232,7 @@ def test_interrupt_cancels_the_run_keeps_output_and_next_cell_works(
     stdout = InterruptingStdout(trigger="upon")
     monkeypatch.setattr(sys, "stdout", stdout)
     result = shell.run_cell("%%assistant\nlong story")
-    shown = stdout.getvalue()
+    shown = stdout.getvalue().removeprefix("[Starting the local assistant server…]\n")
     assert shown.startswith("Once upon") and "[cancelled · " in shown
     assert shown.count("Once upon") == 1  # what was shown is not repeated by the final flush
     # The cell ends in error, so "Run All" stops, but with one line, not a traceback.
@@ -257,8 +275,10 @@ def test_text_mode_streams_plain_text(shell: Any, capsys: pytest.CaptureFixture[
     magics(shell).display = "text"
     shell.run_cell_magic("assistant", "", "plot it")
     out = capsys.readouterr().out
-    assert out.startswith("\n```python\nimport matplotlib.pyplot as plt\n")
-    assert "```\n42\n[image: assistant_files/file-" in out
+    # The first cell starts the server: a terminal says so on a line of its own.
+    assert out.startswith("[Starting the local assistant server…]\n\n```python\nimport matplotlib")
+    # A terminal cannot show plots, so they are saved, under the name the server gave them.
+    assert "```\n42\n[image: assistant_files/code_interpreter_image_" in out
     assert "Here is the plot.\n[completed · " in out
 
 

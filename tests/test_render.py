@@ -56,7 +56,7 @@ def test_status_line_is_last_with_tokens() -> None:
     snap = snapshot(("thread.message.completed", message("Hi")), run=run)
     status = render(snap, elapsed=1.25)[-1]
     assert status["data"]["text/plain"] == "completed · 1.2 s · 42 tokens"
-    assert 'class="asst-status"' in status["data"]["text/html"]
+    assert 'class="asst-status asst-final mathjax_ignore' in status["data"]["text/html"]
 
 
 def test_code_is_highlighted_by_pygments_then_logs_then_image() -> None:
@@ -98,7 +98,9 @@ def test_function_call_shows_name_pretty_arguments_status_and_result() -> None:
     )
     out = render(snap)[0]
     assert out["data"]["text/plain"] == 'ƒ get_weather({\n  "city": "Paris"\n}) · done\n→ sunny'
-    assert "· done" in out["data"]["text/html"] and "→ sunny" in out["data"]["text/html"]
+    assert "<code>get_weather(city=&#x27;Paris&#x27;)</code> → &#x27;sunny&#x27;" in (
+        out["data"]["text/html"]
+    )
 
 
 def function_step(arguments: str) -> dict[str, Any]:

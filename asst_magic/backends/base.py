@@ -34,6 +34,7 @@ __all__ = [
     "RunRequest",
     "ThreadNotFound",
     "file_refs",
+    "kept_refs",
 ]
 
 
@@ -85,6 +86,8 @@ class Backend(ABC):
     base_url: str = ""
     #: Where files the assistant makes are saved (links in the transcript point here).
     files_dir: Path = Path("assistant_files")
+    #: Whether plots are saved there too (they are shown either way).
+    save_images: bool = False
     #: Seconds of silence after which the stream yields a ``client.tick`` (None: never);
     #: a function is asked before each wait (the live view's trailing timer).
     tick: float | Callable[[], float] | None = None
@@ -106,8 +109,11 @@ class Backend(ABC):
         """Cancel the run (or, without an id, the thread's active run) and wait for it."""
 
     @abstractmethod
-    def fetch_file(self, file_id: str) -> RunEvent:
-        """Download a file the run produced: a ``client.file`` event."""
+    def fetch_file(self, file_id: str, *, keep: bool = False) -> RunEvent:
+        """Download a file the run produced: a ``client.file`` event.
+
+        ``keep``: a file to offer for download (saved in ``files_dir``), not only a plot.
+        """
 
     @abstractmethod
     def check_thread(self, thread_id: str) -> None:
@@ -157,10 +163,11 @@ class Backend(ABC):
             if name == "thread.run.requires_action":
                 required = event.data
             elif name.endswith(".completed") and name != "thread.run.completed":
+                kept = kept_refs(event.data)
                 for file_id in file_refs(event.data):
                     if file_id not in seen:
                         seen.add(file_id)
-                        yield self.fetch_file(file_id)
+                        yield self.fetch_file(file_id, keep=file_id in kept)
         return required
 
 
@@ -214,14 +221,24 @@ def _call_state(outcome: CallOutcome, printed: str) -> dict[str, Any]:
 
 
 def file_refs(obj: dict[str, Any]) -> list[str]:
-    """File ids a completed step or message shows: code images, image parts, file links."""
+    """File ids a completed step or message shows: code images, image parts, file links,
+    and the files an assistant message attaches (what its code wrote to /mnt/data)."""
     found = [file_id for ci in code_calls(obj) for file_id in image_ids(ci)]
     for part in obj.get("content") or ():
         if part.get("type") == "image_file":
             found.append(part["image_file"]["file_id"])
+    return found + kept_refs(obj)
+
+
+def kept_refs(obj: dict[str, Any]) -> list[str]:
+    """The files among ``file_refs`` a user downloads: file links and attachments."""
+    found = []
+    for part in obj.get("content") or ():
         for note in (part.get("text") or {}).get("annotations") or ():
             if note.get("type") == "file_path":
                 found.append(note["file_path"]["file_id"])
+    if obj.get("role") == "assistant":
+        found += [a["file_id"] for a in obj.get("attachments") or () if a.get("file_id")]
     return found
 
 

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
     from asst_magic.backends.variables import Fetched, VariablesAPI
 
-__all__ = ["SDKBackend", "decode_events"]
+__all__ = ["SDKBackend", "decode_events", "unique_path"]
 
 _ACTIVE = ("queued", "in_progress", "requires_action", "cancelling")
 _CANCEL_WAIT = 10.0
@@ -275,28 +275,31 @@ class SDKBackend(Backend):
         with contextlib.suppress(Exception):
             self.client.beta.threads.delete(thread_id)
 
-    def fetch_file(self, file_id: str) -> RunEvent:
-        """Download a file into ``files_dir``; a ``client.file`` event with bytes and path."""
+    def fetch_file(self, file_id: str, *, keep: bool = False) -> RunEvent:
+        """Download a file; a ``client.file`` event with its bytes, name and saved path.
+
+        Files are saved in ``files_dir`` under their own names (``name (2).csv`` when a
+        different file already has that name); plots only with ``save_images``.
+        """
         with self._errors():
             content = self.client.files.content(file_id).read()
-            name = self._file_name(file_id, content)
-        self.files_dir.mkdir(parents=True, exist_ok=True)
-        path = self.files_dir / name
-        path.write_bytes(content)
-        return RunEvent(
-            "client.file", {"file_id": file_id, "content": content, "path": path.as_posix()}
-        )
+            name = self._file_name(file_id)
+        data = {"file_id": file_id, "content": content, "name": name, "path": None}
+        if keep or self.save_images or not content.startswith(b"\x89PNG"):
+            self.files_dir.mkdir(parents=True, exist_ok=True)
+            path = unique_path(self.files_dir, name, content)
+            path.write_bytes(content)
+            data["path"] = path.as_posix()
+        return RunEvent("client.file", data)
 
-    def _file_name(self, file_id: str, content: bytes) -> str:
-        if content.startswith(b"\x89PNG"):
-            return f"{file_id}.png"
+    def _file_name(self, file_id: str) -> str:
         import openai
 
         try:
             filename = Path(self.client.files.retrieve(file_id).filename).name
         except openai.APIError:
-            filename = "file"
-        return f"{file_id}-{re.sub(r'[^A-Za-z0-9._-]', '_', filename)}"
+            filename = file_id
+        return re.sub(r"[^\w. ()-]", "_", filename).strip(". ") or file_id
 
     def history(self, thread_id: str) -> Iterator[RunEvent]:
         """Past messages in order; an assistant message comes with its run's code steps."""
@@ -333,10 +336,11 @@ class SDKBackend(Backend):
 
     def _completed(self, name: str, obj: dict[str, Any]) -> Iterator[RunEvent]:
         yield RunEvent(name, obj)
-        from asst_magic.backends.base import file_refs
+        from asst_magic.backends.base import file_refs, kept_refs
 
-        for file_id in file_refs(obj):
-            yield self.fetch_file(file_id)
+        kept = kept_refs(obj)
+        for file_id in dict.fromkeys(file_refs(obj)):
+            yield self.fetch_file(file_id, keep=file_id in kept)
 
     # -- errors -----------------------------------------------------------------------
 
@@ -370,6 +374,20 @@ class SDKBackend(Backend):
 # but only for warnings raised from this package's backends.
 _DEPRECATION = ("", r"asst_magic\.backends\.")
 _quiet_backends = [0]
+
+
+def unique_path(folder: Path, name: str, content: bytes) -> Path:
+    """``folder/name``, or ``name (2).ext``, ``(3)``… when a different file holds the name.
+
+    The same bytes under the same name reuse the file, so running a notebook again does
+    not pile up copies.
+    """
+    stem, suffix = Path(name).stem, Path(name).suffix
+    path, n = folder / name, 1
+    while path.exists() and path.read_bytes() != content:
+        n += 1
+        path = folder / f"{stem} ({n}){suffix}"
+    return path
 
 
 def _quiet_sdk_deprecation(change: int) -> None:

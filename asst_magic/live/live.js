@@ -26,7 +26,64 @@ function renderMarkdown(text) {
   if (!lib.render) {
     return `<pre style="white-space:pre-wrap;margin:0">${escapeHtml(text)}</pre>`;
   }
-  return lib.render(text);
+  return lib.render(closeOpen(text));
+}
+
+// Half-written Markdown closed for display only (the text itself only grows): an open
+// code fence, $$ block, code span or ** is closed, so no raw markers flash while it
+// streams. The same rules as asst_magic/markup.py (tested there).
+function closeOpen(text) {
+  const lines = text.split("\n");
+  let fence = null;
+  for (const line of lines) {
+    const m = /^ {0,3}(`{3,}|~{3,})/.exec(line);
+    if (fence === null && m) fence = m[1];
+    else if (fence !== null && line.trim().startsWith(fence) && new Set(line.trim()).size === 1) fence = null;
+  }
+  if (fence !== null) return text + (text.endsWith("\n") ? "" : "\n") + fence;
+  const prose = text.replace(/^ {0,3}(`{3,}|~{3,})[\s\S]*?^ {0,3}\1[`~]*\s*$/gm, "");
+  const paragraph = prose.split("\n\n").pop();
+  const spans = paragraph.replace(/(?<!`)(`+)(?!`)[\s\S]+?(?<!`)\1(?!`)/g, "");
+  let tail = "";
+  const tick = /(?<!`)`+(?!`)/.exec(spans);
+  if (tick) tail += tick[0];
+  const plain = tick ? spans.slice(0, tick.index) : spans;
+  if (((prose.match(/\$\$/g) || []).length) % 2) tail += "$$";
+  if (((plain.match(/\*\*/g) || []).length) % 2) tail += "**";
+  return text + tail;
+}
+
+// The swap from this live view to the final outputs clears the cell's output area
+// first; JupyterLab's own guard measures the height after the clear, so without this
+// the cell collapses to a line for a frame or more. The view remembers the output's
+// height and, when it is removed, pins it until the final status line is there with
+// its images decoded and the outputs as tall again (at most 1.5 s).
+function holdHeight(el) {
+  let wrap = null;
+  let live = 0;
+  const observer = new ResizeObserver(() => {
+    wrap = wrap || el.closest(".jp-Cell-outputWrapper");
+    if (wrap && el.isConnected) live = wrap.getBoundingClientRect().height;
+  });
+  observer.observe(el);
+  return () => {
+    observer.disconnect();
+    if (!wrap || !live) return;
+    const area = wrap.querySelector(".jp-Cell-outputArea") || wrap;
+    const since = performance.now();
+    wrap.style.minHeight = `${live}px`;
+    const check = () => {
+      const done = area.querySelector(".asst-status.asst-final")
+        && Array.from(area.querySelectorAll("img")).every((img) => img.complete);
+      const tall = area.getBoundingClientRect().height >= live - 2;
+      if ((done && tall) || performance.now() - since > 1500) {
+        wrap.style.minHeight = "";
+        return;
+      }
+      requestAnimationFrame(check);
+    };
+    requestAnimationFrame(check);
+  };
 }
 
 // Raw HTML in model text is shown as text; links and images keep only safe URLs.
@@ -48,9 +105,15 @@ class LiveView {
     this.parts = new Map();
     this.dirty = new Set();
     el.classList.add("asst-live");
+    // The same markup as the final status line (render.status_line), so nothing moves.
+    const box = document.createElement("div");
+    box.className = "jp-RenderedHTMLCommon jp-RenderedHTML jp-OutputArea-output";
     this.statusNode = document.createElement("div");
-    this.statusNode.className = "asst-status jp-OutputArea-output";
-    el.append(this.statusNode);
+    this.statusNode.className = "asst-status";
+    this.statusNode.style.cssText = "font-size:var(--jp-ui-font-size1,13px);padding:1px 0";
+    box.append(this.statusNode);
+    el.append(box);
+    this.statusBox = box;
     this.state = null;
   }
 
@@ -73,7 +136,7 @@ class LiveView {
     let part = this.parts.get(key);
     if (!part) {
       part = { node: document.createElement("div") };
-      this.el.insertBefore(part.node, this.statusNode);
+      this.el.insertBefore(part.node, this.statusBox);
       this.parts.set(key, part);
     }
     Object.assign(part, { mode, text: "", done: null, open: null });
@@ -88,6 +151,18 @@ class LiveView {
         SLOT, '<span class="asst-done"></span><span class="asst-open"></span>');
       part.done = part.node.querySelector(".asst-done");
       part.open = part.node.querySelector(".asst-open");
+    }
+  }
+
+  op_shell(key, shell) {
+    const part = this.parts.get(key);
+    if (!part) return;
+    if (part.mode === "markdown") return;
+    const slot = '<span class="asst-done"></span><span class="asst-open"></span>';
+    part.node.innerHTML = shell.replace(SLOT, slot);
+    if (part.done) {
+      part.node.querySelector(".asst-done").replaceWith(part.done);
+      part.node.querySelector(".asst-open").replaceWith(part.open);
     }
   }
 
@@ -145,9 +220,11 @@ function render({ model, el }) {
   const lib = library();
   if (!lib.render) lib.ready.then(() => view.rerenderMarkdown());
   const timer = setInterval(() => view.tick(), 100);
+  const release = holdHeight(el);
   return () => {
     clearInterval(timer);
     model.off("change", pump);
+    release();
   };
 }
 

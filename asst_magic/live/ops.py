@@ -9,6 +9,7 @@ for parts that are not streamed (images, function calls) when they change.
 Ops (lists, for compact JSON):
 
 * ``["part", n, mode, shell]``: a new part (numbered in order), or a new shell for it;
+* ``["shell", n, shell]``: a streamed part's new shell, its content kept;
 * ``["add", n, text]`` / ``["set", n, text]``: append to / replace a part's text;
 * ``["code", n, done_html, open_html]``: append finished lines, replace the open one;
 * ``["status", before, after, elapsed, running, failed]``: the status line (the
@@ -73,6 +74,11 @@ class LiveDiff:
 
     def _part_ops(self, part: LivePart, ops: list[Op]) -> int:
         sent = self._sent.get(part.key)
+        if sent is not None and sent.mode == part.mode != "html" and sent.shell != part.shell:
+            # A new summary around the same content (a code step finished): the page
+            # moves what it has into the new shell; nothing streamed is sent again.
+            ops.append(["shell", sent.id, part.shell])
+            sent.shell = part.shell
         if sent is None or sent.mode != part.mode or sent.shell != part.shell:
             number = len(self._sent) if sent is None else sent.id
             code = GrowingCode() if part.mode == "code" else None

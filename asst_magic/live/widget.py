@@ -14,7 +14,7 @@ import functools
 from pathlib import Path
 from typing import Any
 
-__all__ = ["LiveWidget", "new_live_widget"]
+__all__ = ["LiveWidget", "new_live_widget", "preload"]
 
 _HERE = Path(__file__).parent
 
@@ -101,6 +101,12 @@ def _json(message: dict[str, Any]) -> str:
     import json
 
     return json.dumps(message, ensure_ascii=False)  # as jupyter_client packs it
+
+
+def preload() -> None:
+    """Import the widget machinery and send the Markdown library now (``%load_ext`` in a
+    kernel), not on a first cell: the first live view then shows "Starting…" at once."""
+    _ensure_library()
 
 
 def new_live_widget() -> LiveWidget:

@@ -391,7 +391,7 @@ def test_length_makes_the_run_incomplete(bridge: Callable[..., Bridge]) -> None:
 def test_length_shows_incomplete(notebook: Callable[..., Any]) -> None:
     text, status = plain(cell(notebook([vector("length.sse")])))
     assert text == '{"'  # what came before the cut is kept
-    assert status.startswith("incomplete · ")
+    assert status.startswith("incomplete: max tokens · ")  # and why
 
 
 # ── a 429, then success ──────────────────────────────────────────────────────
@@ -464,5 +464,6 @@ def test_reasoning_shows_as_a_collapsed_thinking_section_before_the_answer(
     outputs = cell(notebook([Reply.sse(body)]))
     assert plain(outputs) == ["Thinking", "Four.", plain(outputs)[-1]]
     html = outputs[0]["data"]["text/html"]
-    assert html.startswith("<details><summary") and "</summary>" in html  # closed until opened
+    opening = html[: html.index(">") + 1]
+    assert opening.startswith("<details class=") and " open" not in opening  # closed until opened
     assert ">2 + 2 is 4</div></details>" in html

@@ -12,6 +12,7 @@ import io
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import openai
 import psutil
@@ -240,3 +241,32 @@ def test_on_text_delta_gets_text_with_the_annotation_of_a_link_split_across_chun
     assert annotation.text == "sandbox:/mnt/data/out.csv"
     assert annotation.start_index == len("Saved [the table](")
     assert client.files.content(annotation.file_path.file_id).read() == b"a,b\n1,2\n"  # type: ignore[union-attr]
+
+
+def test_files_the_code_writes_are_attached_to_the_answer(start_server: Start) -> None:
+    code = (
+        "import os\n"
+        "open('/mnt/data/summary.csv', 'w').write('year,total\\n2024,691990\\n')\n"
+        "os.makedirs('/mnt/data/out', exist_ok=True)\n"
+        "open('/mnt/data/out/report.txt', 'w').write('ok')\n"
+        "open('/mnt/data/sales.csv').read()\n"
+    )
+    entry = {
+        "user": "Summarise",
+        "turns": [{"tool_calls": [{"type": "code_interpreter", "input": code}]}, {"text": "Done."}],
+    }
+    client = client_for(start_server([entry], code_interpreter=True))
+    upload = client.files.create(file=("sales.csv", b"month,revenue\n"), purpose="assistants")
+    assistant = client.beta.assistants.create(model="replay", tools=[{"type": "code_interpreter"}])
+    attach: Any = [{"file_id": upload.id, "tools": [{"type": "code_interpreter"}]}]
+    thread = client.beta.threads.create(
+        messages=[{"role": "user", "content": "Summarise", "attachments": attach}]
+    )
+    run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id)
+    assert run.status == "completed"
+    answer = client.beta.threads.messages.list(thread_id=thread.id, limit=1).data[0]
+    made = {client.files.retrieve(a.file_id).filename: a for a in answer.attachments or ()}
+    assert sorted(made) == ["report.txt", "summary.csv"]  # the input sales.csv is not offered
+    summary = made["summary.csv"].file_id or ""
+    assert client.files.content(summary).read() == b"year,total\n2024,691990\n"
+    assert client.files.retrieve(summary).purpose == "assistants_output"

@@ -235,7 +235,9 @@ class RunDriver:
 
     def _open_message(self) -> MessageWriter:
         if self._message is None:
-            self._message = MessageWriter(self.ctx, self._images, self.code.linked_file_finder())
+            self._message = MessageWriter(
+                self.ctx, self._images, self.code.linked_file_finder(), self.code.take_files()
+            )
             self._images = []
             self._message.open()
             self._turn_messages.append(self._message.message["id"])
@@ -246,7 +248,8 @@ class RunDriver:
             self._finish_message("completed", objects.usage_object(0, 0))
 
     def _finish_message(self, status: str, usage: Obj | None, reason: str = "max_tokens") -> None:
-        if self._message is None and self._images and status == "completed":
+        made = self._images or self.code.has_files
+        if self._message is None and made and status == "completed":
             self._open_message()
         writer, self._message = self._message, None
         if writer is None:

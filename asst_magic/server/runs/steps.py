@@ -56,12 +56,16 @@ class RunContext:
             self.stream.push(chunk)
 
 
+_CODE_TOOL = {"type": "code_interpreter"}
+
+
 class MessageWriter:
     """A ``message_creation`` step and its assistant message, streamed as text arrives.
 
     With ``linked_file`` (the code interpreter's ``sandbox:/mnt/data/NAME`` -> file id,
     or None), the delta holding such a link carries its ``file_path`` annotation, as
-    OpenAI's servers send an annotation with the text it covers.
+    OpenAI's servers send an annotation with the text it covers. ``made``: ids of the
+    files the code wrote, attached to the message.
     """
 
     def __init__(
@@ -69,6 +73,7 @@ class MessageWriter:
         ctx: RunContext,
         image_file_ids: list[str],
         linked_file: Callable[[str], str | None] | None = None,
+        made: list[str] | None = None,
     ) -> None:
         self.ctx = ctx
         self._linked_file = linked_file
@@ -93,6 +98,8 @@ class MessageWriter:
             status="in_progress",
             assistant_id=run["assistant_id"],
             run_id=run["id"],
+            # Files the code wrote to /mnt/data, as OpenAI's code interpreter attaches them.
+            attachments=[{"file_id": f, "tools": [_CODE_TOOL]} for f in made or ()],
         )
         self.images = [{"type": "image_file", "image_file": {"file_id": f}} for f in image_file_ids]
         self.text_index = len(self.images)

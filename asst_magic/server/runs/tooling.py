@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote
 
+from asst_magic.server.code_interpreter.changes import Listing, changed, listing
 from asst_magic.server.code_interpreter.compact import compact_logs
 from asst_magic.server.code_interpreter.sandbox import ImageOutput, LogsOutput, Sandbox, SandboxFile
 from asst_magic.server.models.base import (
@@ -30,6 +31,9 @@ __all__ = [
 ]
 
 Obj = dict[str, Any]
+
+_MAX_MADE = 20  # files one execution may offer the user
+_MAX_MADE_BYTES = 50 * 1024 * 1024
 
 # Outcomes where the interpreter itself failed (not the code): the step fails.
 _BROKEN = ("kernel_died", "unavailable")
@@ -169,6 +173,7 @@ class CodeRunner:
     def __init__(self, ctx: RunContext, sandbox: Sandbox | None) -> None:
         self.ctx = ctx
         self.sandbox = sandbox
+        self._made: dict[str, str] = {}  # /mnt/data path -> file id, until a message takes them
 
     async def execute(self, tools: ToolStepWriter, call: ToolCall) -> list[str]:
         """Run ``call``'s code, streaming its outputs; returns the ids of image files made.
@@ -180,7 +185,9 @@ class CodeRunner:
             raise ToolFailure(UNAVAILABLE)
         thread_id = self.ctx.run["thread_id"]
         images: list[str] = []
-        outputs = self.sandbox.execute(thread_id, call.text, self._files())
+        inputs = self._files()
+        before = listing(self.sandbox.workdir(thread_id))
+        outputs = self.sandbox.execute(thread_id, call.text, inputs)
         try:
             async with closing(outputs) as stream:
                 async for output in stream:
@@ -192,7 +199,31 @@ class CodeRunner:
         outcome = self.sandbox.last_outcome(thread_id)
         if outcome in _BROKEN:
             raise ToolFailure(_failure(outcome, call))
+        self._collect(thread_id, before, {f.name for f in inputs})
         return images
+
+    def _collect(self, thread_id: str, before: Listing, inputs: set[str]) -> None:
+        """Store each file the code created or changed in /mnt/data (not the user's inputs)."""
+        assert self.sandbox is not None
+        root = self.sandbox.workdir(thread_id)
+        for path in changed(before, listing(root))[:_MAX_MADE]:
+            file = root / path
+            if path in inputs or file.stat().st_size > _MAX_MADE_BYTES:
+                continue
+            stored = self.ctx.store.add_file(
+                file.read_bytes(), file.name, "assistants_output", self.ctx.now()
+            )
+            self._made[path] = str(stored["id"])
+
+    def take_files(self) -> list[str]:
+        """Ids of the files made since the last call: the next message attaches them."""
+        made, self._made = list(self._made.values()), {}
+        return made
+
+    @property
+    def has_files(self) -> bool:
+        """Whether files wait for a message to attach them."""
+        return bool(self._made)
 
     def _output(self, tools: ToolStepWriter, call: ToolCall, output: object) -> list[str]:
         if isinstance(output, LogsOutput):
@@ -249,6 +280,8 @@ class CodeRunner:
             resources = owner.get("tool_resources") or {}
             ids += (resources.get("code_interpreter") or {}).get("file_ids", [])
         for message in self.ctx.store.select("message", thread_id=self.ctx.run["thread_id"]):
+            if message["role"] != "user":
+                continue  # an answer's attachments are files its code made: already there
             for attachment in message["attachments"]:
                 kinds = {t.get("type") for t in attachment.get("tools", [])}
                 if "code_interpreter" in kinds:
