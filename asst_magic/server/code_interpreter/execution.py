@@ -6,8 +6,8 @@ import asyncio
 from collections.abc import AsyncGenerator
 from typing import Any
 
+from asst_magic.server.code_interpreter.channels import Kernel
 from asst_magic.server.code_interpreter.outputs import OutputCollector
-from asst_magic.server.code_interpreter.process import KernelProcess
 from asst_magic.server.code_interpreter.sandbox import ExecutionOutcome
 
 __all__ = ["INTERRUPT_GRACE", "KEPT", "OUTCOMES", "Execution", "ending", "is_idle", "lost_note"]
@@ -27,7 +27,7 @@ class Execution:
     """Sends ``code`` to ``kernel`` and feeds the request's IOPub messages to ``collector``."""
 
     def __init__(
-        self, kernel: KernelProcess, code: str, timeout: float, collector: OutputCollector
+        self, kernel: Kernel, code: str, timeout: float, collector: OutputCollector
     ) -> None:
         self.kernel = kernel
         self.timeout = timeout
@@ -98,7 +98,7 @@ class Execution:
         return False
 
 
-def ending(outcome: str, kernel: KernelProcess, timeout: float) -> tuple[str | None, str | None]:
+def ending(outcome: str, kernel: Kernel, timeout: float) -> tuple[str | None, str | None]:
     """The closing log line for ``outcome``, and why the kernel is lost (None if kept)."""
     limit = f"Execution timed out after {timeout:g} s"
     if outcome == "timed_out":

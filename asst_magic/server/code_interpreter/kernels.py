@@ -24,18 +24,15 @@ import re
 import shutil
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from asst_magic.server.code_interpreter.boot import MOUNT
+from asst_magic.server.code_interpreter.channels import Kernel, KernelSetupError, Launcher
 from asst_magic.server.code_interpreter.confinement import Confinement, choose_confinement
 from asst_magic.server.code_interpreter.execution import OUTCOMES, Execution, ending, lost_note
 from asst_magic.server.code_interpreter.outputs import OutputCollector
 from asst_magic.server.code_interpreter.pool import KernelLauncher, KernelLimits
-from asst_magic.server.code_interpreter.process import (
-    KernelProcess,
-    KernelSetupError,
-    KernelStartError,
-)
+from asst_magic.server.code_interpreter.process import KernelStartError
 from asst_magic.server.code_interpreter.sandbox import (
     ExecutionOutcome,
     LogsOutput,
@@ -85,6 +82,7 @@ class KernelSandbox:
         sandbox: str = "auto",
         network: bool = False,
         confinement: Confinement | None = None,
+        launcher: Launcher[Any] | None = None,
     ) -> None:
         self.root = Path(root).resolve()
         self.timeout = timeout
@@ -92,19 +90,23 @@ class KernelSandbox:
         self.idle_timeout = idle_timeout
         self.max_kernels = max_kernels
         self.max_images = max_images
-        self.confinement = confinement or choose_confinement(
-            sandbox, network=network, hidden=(self.root.parent,)
-        )
-        limits = KernelLimits(memory_limit_bytes, max_processes, max_output_chars)
-        self.launcher = KernelLauncher(
-            self.root,
-            self.confinement,
-            limits=limits,
-            pool_size=pool_size,
-            preload=preload,
-            startup_timeout=startup_timeout,
-        )
-        self._kernels: dict[str, KernelProcess] = {}
+        if launcher is None:
+            self.confinement = confinement or choose_confinement(
+                sandbox, network=network, hidden=(self.root.parent,)
+            )
+            limits = KernelLimits(memory_limit_bytes, max_processes, max_output_chars)
+            launcher = KernelLauncher(
+                self.root,
+                self.confinement,
+                limits=limits,
+                pool_size=pool_size,
+                preload=preload,
+                startup_timeout=startup_timeout,
+            )
+        else:  # kernels elsewhere (a gateway): isolating them is their host's job
+            self.confinement = confinement or Confinement(None)
+        self.launcher: Launcher[Any] = launcher
+        self._kernels: dict[str, Kernel] = {}
         self._starting: set[str] = set()  # threads whose kernel is being started: they count
         self._freed = asyncio.Event()  # set (and replaced) whenever a kernel may be free
         self._locks: dict[str, asyncio.Lock] = {}
@@ -138,7 +140,8 @@ class KernelSandbox:
 
     def kernel_pids(self) -> list[int]:
         """Process ids of the kernels now running (threads' and warm pool's)."""
-        return [k.pid for k in self._kernels.values()] + self.launcher.pids()
+        pids = [k.pid for k in self._kernels.values()] + self.launcher.pids()
+        return [pid for pid in pids if pid]
 
     def last_outcome(self, thread_id: str) -> ExecutionOutcome | None:
         """How the thread's last finished execution ended (code errors count as completed)."""
@@ -184,6 +187,7 @@ class KernelSandbox:
                 await asyncio.to_thread(place_files, workdir, files)
             try:
                 kernel = await self._kernel_for(thread_id, workdir)
+                await kernel.push_files(workdir)
             except (KernelStartError, KernelSetupError) as exc:
                 self._outcomes[thread_id] = "unavailable"
                 yield LogsOutput(f"The code interpreter could not start a Python kernel: {exc}\n")
@@ -247,7 +251,7 @@ class KernelSandbox:
             notes.append(lost_note(lost))
         return notes
 
-    async def _kernel_for(self, thread_id: str, workdir: Path) -> KernelProcess:
+    async def _kernel_for(self, thread_id: str, workdir: Path) -> Kernel:
         """The thread's live kernel, replacing one that died since its last run."""
         kernel = self._kernels.get(thread_id)
         if kernel is not None and not await kernel.is_alive():
@@ -307,9 +311,7 @@ class KernelSandbox:
 
     # -- one execution --------------------------------------------------------
 
-    async def _run(
-        self, thread_id: str, kernel: KernelProcess, code: str
-    ) -> AsyncIterator[SandboxOutput]:
+    async def _run(self, thread_id: str, kernel: Kernel, code: str) -> AsyncIterator[SandboxOutput]:
         """Execute, stream outputs, enforce the timeout; then report how it ended."""
         collector = OutputCollector(self.max_output_chars, self.max_images)
         execution = Execution(kernel, code, self.timeout, collector)
@@ -321,8 +323,19 @@ class KernelSandbox:
         finally:
             if execution.outcome == "running":  # cancelled, or the consumer stopped early
                 self._settle_later(thread_id, execution)
+        if execution.outcome in ("completed", "timed_out"):
+            await self._pull(thread_id, kernel, collector)
         for output in await self._conclude(thread_id, kernel, execution.outcome, collector):
             yield output
+
+    async def _pull(self, thread_id: str, kernel: Kernel, collector: OutputCollector) -> None:
+        """Copy what the code wrote back into the working directory (a remote kernel's)."""
+        try:
+            notes = await kernel.pull_files(self.workdir(thread_id))
+        except KernelSetupError as exc:
+            notes = [f"[Note: files this code wrote could not be copied back: {exc}]\n"]
+        for note in notes:
+            collector.add_note(note)
 
     def _settle_later(self, thread_id: str, execution: Execution) -> None:
         """Stop the abandoned code in the background; the thread's next execution waits."""
@@ -347,7 +360,7 @@ class KernelSandbox:
             await asyncio.gather(task, return_exceptions=True)
 
     async def _conclude(
-        self, thread_id: str, kernel: KernelProcess, outcome: str, collector: OutputCollector
+        self, thread_id: str, kernel: Kernel, outcome: str, collector: OutputCollector
     ) -> list[SandboxOutput]:
         """Add the truncation marker and the timeout / lost-kernel message."""
         note = collector.truncation_note()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import queue
@@ -21,6 +20,7 @@ from jupyter_client.manager import AsyncKernelManager
 from asst_magic.server.code_interpreter import boot as kernel_boot
 from asst_magic.server.code_interpreter.boot import MOUNT
 from asst_magic.server.code_interpreter.bubblewrap import Bubblewrap
+from asst_magic.server.code_interpreter.channels import KernelSetupError, SetupCode
 
 __all__ = ["KernelProcess", "KernelSetupError", "KernelStartError", "kernel_env"]
 
@@ -35,10 +35,6 @@ _SYSTEM_PATH = ("/usr/local/bin", "/usr/bin", "/bin")
 
 class KernelStartError(RuntimeError):
     """A sandbox kernel process did not start or did not answer."""
-
-
-class KernelSetupError(RuntimeError):
-    """The sandbox's own set-up code failed inside a kernel."""
 
 
 class _SandboxKernelSpecs(KernelSpecManager):
@@ -124,7 +120,7 @@ def _manager(
 
 
 @dataclass(eq=False)
-class KernelProcess:
+class KernelProcess(SetupCode):
     """A started kernel and its client; the sandbox's unit of isolation."""
 
     manager: AsyncKernelManager
@@ -223,33 +219,6 @@ class KernelProcess:
                 found.append(msg)
             if found:
                 timeout = 0  # only what is already here: coalesce without waiting
-
-    async def run_quiet(self, code: str, timeout: float = 60.0) -> None:
-        """Run set-up code without history; raise ``KernelSetupError`` if it fails."""
-        msg_id = self.execute(code, silent=True)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while loop.time() < deadline:
-            for msg in await self.messages(msg_id, min(1.0, deadline - loop.time())):
-                if msg["msg_type"] == "error":
-                    raise KernelSetupError("\n".join(msg["content"].get("traceback", [])))
-                if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
-                    return
-            if not await self.is_alive():
-                raise KernelSetupError(f"the kernel died during set-up ({self.exit_description()})")
-        raise KernelSetupError(f"set-up code did not finish within {timeout:g} s")
-
-    async def enter_workdir(self, workdir: Path, max_output_chars: int) -> None:
-        """Bind the kernel to ``workdir`` (cwd and ``/mnt/data``) and cap its printing."""
-        call = f"enter_workdir({str(workdir)!r}, {max_output_chars!r})"
-        await self.run_quiet(f"import {kernel_boot.MODULE_NAME} as _s\n_s.{call}\ndel _s")
-
-    async def preload(self, modules: Sequence[str]) -> None:
-        """Import ``modules`` (those that exist) without binding names, to warm a pooled kernel."""
-        if modules:
-            await self.run_quiet(
-                f"import {kernel_boot.MODULE_NAME} as _s\n_s.preload({list(modules)!r})\ndel _s"
-            )
 
     async def interrupt(self) -> None:
         """Send SIGINT (a ``KeyboardInterrupt`` in the running code)."""
