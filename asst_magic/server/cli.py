@@ -14,7 +14,12 @@ from typing import Any
 import platformdirs
 
 from asst_magic.server.code_interpreter.confinement import SANDBOX_MODES
-from asst_magic.server.config import ServerConfig
+from asst_magic.server.config import (
+    GATEWAY_KERNELSPEC_ENV,
+    GATEWAY_TOKEN_ENV,
+    GATEWAY_URL_ENV,
+    ServerConfig,
+)
 from asst_magic.server.ids import new_token
 from asst_magic.server.launch import (
     DATABASE_URL_ENV,
@@ -38,6 +43,7 @@ __all__ = [
     "RECORD_ENV",
     "SANDBOX_ENV",
     "build_parser",
+    "gateway_settings",
     "main",
     "model_settings",
 ]
@@ -84,6 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
         "holds a password: arguments are visible to other users)",
     )
     _add_code_arguments(serve)
+    _add_gateway_arguments(serve)
     _add_model_arguments(serve)
     serve.add_argument("--watch-parent", type=int, default=None, help=argparse.SUPPRESS)
     serve.add_argument(
@@ -172,6 +179,45 @@ def _add_code_arguments(serve: argparse.ArgumentParser) -> None:
         default=2048,
         help="address-space limit per kernel, MiB; 0 for none (default 2048)",
     )
+
+
+def _add_gateway_arguments(serve: argparse.ArgumentParser) -> None:
+    gateway = serve.add_argument_group(
+        "kernel gateway", "run the code interpreter's kernels on a Jupyter Enterprise Gateway"
+    )
+    gateway.add_argument(
+        "--kernel-gateway",
+        metavar="URL",
+        default=None,
+        help=f"the gateway's base URL, e.g. http://gateway:8888 (default: ${GATEWAY_URL_ENV}, "
+        "else kernels run locally)",
+    )
+    gateway.add_argument(
+        "--kernel-gateway-token",
+        default=None,
+        help=f"its auth token (default: ${GATEWAY_TOKEN_ENV}; prefer the variable: arguments "
+        "are visible to other users)",
+    )
+    gateway.add_argument(
+        "--kernel-gateway-kernelspec",
+        metavar="NAME",
+        default=None,
+        help=f"the kernelspec to start (default: ${GATEWAY_KERNELSPEC_ENV}, else python3)",
+    )
+
+
+def gateway_settings(args: argparse.Namespace, environ: Mapping[str, str]) -> dict[str, Any]:
+    """The kernel-gateway ``ServerConfig`` fields: flags first, then the environment."""
+    url = args.kernel_gateway or environ.get(GATEWAY_URL_ENV) or None
+    if url is None:
+        return {}
+    return {
+        "kernel_gateway_url": url,
+        "kernel_gateway_token": args.kernel_gateway_token or environ.get(GATEWAY_TOKEN_ENV),
+        "kernel_gateway_kernelspec": args.kernel_gateway_kernelspec
+        or environ.get(GATEWAY_KERNELSPEC_ENV)
+        or "python3",
+    }
 
 
 def _positive_int(text: str) -> int:
@@ -264,6 +310,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         record_cassette=record,
         **timeouts,
         **model,
+        **gateway_settings(args, os.environ),
     )
     try:
         return serve(

@@ -5,7 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["ServerConfig"]
+__all__ = ["GATEWAY_KERNELSPEC_ENV", "GATEWAY_TOKEN_ENV", "GATEWAY_URL_ENV", "ServerConfig"]
+
+GATEWAY_URL_ENV = "ASST_MAGIC_KERNEL_GATEWAY_URL"
+GATEWAY_TOKEN_ENV = "ASST_MAGIC_KERNEL_GATEWAY_TOKEN"
+GATEWAY_KERNELSPEC_ENV = "ASST_MAGIC_KERNEL_GATEWAY_KERNELSPEC"
 
 
 @dataclass(frozen=True)
@@ -29,6 +33,8 @@ class ServerConfig:
     SQLite under ``data_dir``; replicas sharing it reach each other at their
     ``replica_url`` (default: where they listen) and fail the runs of one silent for
     ``replica_lease_seconds``.
+    ``kernel_gateway_url`` (with its token and kernelspec) runs the code interpreter's
+    kernels on a Jupyter Enterprise Gateway instead of locally.
     """
 
     data_dir: Path
@@ -61,3 +67,6 @@ class ServerConfig:
     model_connect_timeout: float = 10.0
     model_idle_timeout: float = 60.0
     record_cassette: Path | None = None
+    kernel_gateway_url: str | None = None
+    kernel_gateway_token: str | None = field(default=None, repr=False)
+    kernel_gateway_kernelspec: str = "python3"

@@ -28,7 +28,7 @@ import uvicorn
 from asst_magic.server.api.errors import StartupError
 from asst_magic.server.api.guard import host_name
 from asst_magic.server.code_interpreter.sandbox import Sandbox
-from asst_magic.server.config import ServerConfig
+from asst_magic.server.config import GATEWAY_TOKEN_ENV, ServerConfig
 from asst_magic.server.datadir import make_private
 from asst_magic.server.ids import new_token
 from asst_magic.server.models import ModelRegistry
@@ -112,8 +112,9 @@ def default_sandbox(config: ServerConfig) -> Sandbox | None:
         return None
     try:
         return create_sandbox(config)
-    except ValueError as exc:  # a bad code_sandbox value: the user's to fix
-        raise StartupError(f"{exc} (--code-sandbox or $ASST_MAGIC_CODE_SANDBOX)") from exc
+    except ValueError as exc:  # a bad code_sandbox value or gateway URL: the user's to fix
+        hint = "" if config.kernel_gateway_url else " (--code-sandbox or $ASST_MAGIC_CODE_SANDBOX)"
+        raise StartupError(f"{exc}{hint}") from exc
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -340,7 +341,12 @@ def _code_arguments(config: ServerConfig) -> list[str]:
     if not config.code_interpreter:
         return ["--no-code-interpreter"]
     memory_mb = (config.code_memory_limit_bytes or 0) // 1024**2
+    gateway = []  # its token travels in the environment (argv is public)
+    if config.kernel_gateway_url:
+        gateway = ["--kernel-gateway", config.kernel_gateway_url]
+        gateway += ["--kernel-gateway-kernelspec", config.kernel_gateway_kernelspec]
     return [
+        *gateway,
         *("--code-timeout", str(config.code_timeout)),
         *("--code-idle-timeout", str(config.code_idle_timeout)),
         *("--code-pool-size", str(config.code_pool_size)),
@@ -382,6 +388,10 @@ def _environment(config: ServerConfig, token: str) -> dict[str, str]:
     env.pop(DATABASE_URL_ENV, None)
     if config.database_url:
         env[DATABASE_URL_ENV] = config.database_url
+    if config.kernel_gateway_token:
+        env[GATEWAY_TOKEN_ENV] = config.kernel_gateway_token
+    elif config.kernel_gateway_url:
+        env.pop(GATEWAY_TOKEN_ENV, None)  # ours belongs to our gateway, not this explicit one
     if config.model_api_key:
         env[MODEL_KEY_ENV] = config.model_api_key
     elif config.model_url:

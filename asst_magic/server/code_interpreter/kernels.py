@@ -400,7 +400,22 @@ class KernelSandbox:
 
 
 def create_sandbox(config: ServerConfig) -> KernelSandbox:
-    """The server's code interpreter, under ``data_dir/sandbox``, with ``config``'s limits."""
+    """The server's code interpreter, under ``data_dir/sandbox``, with ``config``'s limits.
+
+    With ``kernel_gateway_url`` its kernels run on that Jupyter Enterprise Gateway.
+    """
+    launcher = None
+    if config.kernel_gateway_url:
+        from asst_magic.server.code_interpreter.gateway import GatewayClient, GatewayLauncher
+
+        client = GatewayClient(config.kernel_gateway_url, config.kernel_gateway_token)
+        launcher = GatewayLauncher(
+            client,
+            kernelspec=config.kernel_gateway_kernelspec,
+            limits=KernelLimits(config.code_memory_limit_bytes, None, config.code_max_output_chars),
+            pool_size=config.code_pool_size,
+            preload=DEFAULT_PRELOAD,
+        )
     return KernelSandbox(
         config.data_dir / "sandbox",
         timeout=config.code_timeout,
@@ -412,4 +427,5 @@ def create_sandbox(config: ServerConfig) -> KernelSandbox:
         max_processes=config.code_max_processes,
         sandbox=config.code_sandbox,
         network=config.code_network,
+        launcher=launcher,
     )

@@ -41,12 +41,12 @@ from asst_magic.server.code_interpreter.runtime import (
 )
 from asst_magic.server.code_interpreter.workdirs import adopt
 
-__all__ = ["KernelLauncher", "KernelLimits"]
+__all__ = ["USER_OPEN", "KernelLauncher", "KernelLimits"]
 
 # IPython puts its own ``open`` (bound to the unpatched ``io.open``) into the user
 # namespace, so user code's ``open("/mnt/data/x")`` would miss the path mapping:
 # point it at the mapped builtin.
-_USER_OPEN = (
+USER_OPEN = (
     "import builtins as _b\n_ip = get_ipython()\n"
     "_ip.user_ns['open'] = _ip.user_ns_hidden['open'] = _b.open\ndel _b, _ip"
 )
@@ -131,7 +131,7 @@ class KernelLauncher:
         try:
             inside = MOUNT if self.confined else str(workdir)
             await kernel.enter_workdir(Path(inside), self.limits.output_chars)
-            await kernel.run_quiet(_USER_OPEN)
+            await kernel.run_quiet(USER_OPEN)
         except KernelSetupError:
             self.retire(kernel)
             raise
