@@ -8,6 +8,7 @@ for a machine where it cannot be installed (CI never sets it).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import socket
@@ -20,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-__all__ = ["Gateway", "gateway_python", "start_gateway"]
+__all__ = ["CuttableProxy", "Gateway", "gateway_python", "start_gateway"]
 
 ROOT = Path(__file__).resolve().parents[2]
 PYTHON_ENV = "ASST_MAGIC_TEST_GATEWAY_PYTHON"
@@ -125,3 +126,52 @@ def _launch(python: Path, home: Path, port: int, timeout: float) -> Gateway | No
     if not any("already in use" in line or "Address" in line for line in log):
         raise RuntimeError("the Enterprise Gateway did not start:\n" + "".join(log[-30:]))
     return None
+
+
+class CuttableProxy:
+    """A loopback TCP proxy to ``target`` whose open connections ``cut()`` closes.
+
+    It stands in for a load balancer that drops idle websockets.
+    """
+
+    def __init__(self, target: str) -> None:
+        host, port = target.removeprefix("http://").split(":")
+        self._target = (host, int(port))
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
+        self._open: list[socket.socket] = []
+        self._lock = threading.Lock()
+        threading.Thread(target=self._accept, name="proxy", daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:  # closed
+                return
+            upstream = socket.create_connection(self._target)
+            with self._lock:
+                self._open += [client, upstream]
+            for source, sink in ((client, upstream), (upstream, client)):
+                threading.Thread(target=_pipe, args=(source, sink), daemon=True).start()
+
+    def cut(self) -> None:
+        """Close every connection open now (new ones still go through)."""
+        with self._lock:
+            connections, self._open = self._open, []
+        for connection in connections:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
+            connection.close()
+
+    def close(self) -> None:
+        self._listener.close()
+        self.cut()
+
+
+def _pipe(source: socket.socket, sink: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        while data := source.recv(65536):
+            sink.sendall(data)
+    with contextlib.suppress(OSError):
+        sink.shutdown(socket.SHUT_WR)

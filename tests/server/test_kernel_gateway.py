@@ -22,7 +22,7 @@ import httpx2
 import openai
 import psutil
 import pytest
-from gateway_support import Gateway, start_gateway
+from gateway_support import CuttableProxy, Gateway, start_gateway
 from PIL import Image
 from server_support import client_for, sse_events, write_cassette
 
@@ -43,6 +43,8 @@ SCRIPTS = {
         "The plot.",
     ),
     "loop": ("x = 41\nwhile True:\n    pass", "It timed out."),
+    "set x": ("x = 41", "Set."),
+    "cancel me": ('x = 41\nprint("looping", flush=True)\nwhile True:\n    pass', "unused"),
     "use x": ("print(x + 1)", "Used."),
     "files": (
         "import csv\n"
@@ -194,6 +196,50 @@ def test_long_running_cell_is_interrupted_and_the_kernel_kept(served: Served) ->
     assert "KeyboardInterrupt" in result.logs
     again = ask(served, "use x", result.run.thread_id)
     assert again.logs == "42\n"  # interrupted, not restarted: x survived
+
+
+def test_cancelling_a_run_interrupts_its_code_and_keeps_the_kernel(served: Served) -> None:
+    client, thread_id = served.client, served.client.beta.threads.create().id
+    client.beta.threads.messages.create(thread_id, role="user", content="cancel me")
+    with client.beta.threads.runs.stream(
+        thread_id=thread_id, assistant_id=served.assistant_id
+    ) as stream:
+        for event in stream:
+            if event.event == "thread.run.step.delta" and "looping" in event.model_dump_json():
+                run_id = stream.current_run.id  # type: ignore[union-attr]
+                client.beta.threads.runs.cancel(run_id, thread_id=thread_id)
+                break
+        stream.until_done()
+        assert stream.get_final_run().status == "cancelled"
+    again = ask(served, "use x", thread_id)
+    assert again.logs == "42\n"  # the loop was interrupted on the gateway, x kept
+
+
+def test_a_channel_dropped_by_a_proxy_is_reopened_and_the_kernel_kept(
+    served: Served, tmp_path: Path
+) -> None:
+    proxy = CuttableProxy(served.gateway.url)  # e.g. a load balancer's idle timeout
+    config = ServerConfig(
+        tmp_path / "data",
+        cassettes=(write_cassette(tmp_path / "cassette.jsonl", cassette()),),
+        code_pool_size=0,
+        code_timeout=20,
+        kernel_gateway_url=proxy.url,
+        kernel_gateway_token=served.gateway.token,
+    )
+    try:
+        with start_in_thread(config) as handle:
+            client = client_for(handle)
+            assistant_id = client.beta.assistants.create(
+                model="replay", tools=[{"type": "code_interpreter"}]
+            ).id
+            first = ask_with(client, assistant_id, "set x")
+            proxy.cut()
+            again = ask_with(client, assistant_id, "use x", first.run.thread_id)
+    finally:
+        proxy.close()
+    assert again.run.status == "completed"
+    assert again.logs == "42\n"
 
 
 def test_files_travel_to_the_gateway_kernel_and_back(served: Served) -> None:

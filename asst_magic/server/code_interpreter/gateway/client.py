@@ -26,6 +26,7 @@ __all__ = ["GatewayClient", "GatewayError"]
 
 # File chunks travel as ~2.7 MB messages; leave room above that.
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+PING_SECONDS = 20.0
 
 
 class GatewayError(RuntimeError):
@@ -127,7 +128,10 @@ class GatewayClient:
         url = f"{scheme}{self.url[self.url.index(':') :]}/api/kernels/{quote(kernel_id)}/channels"
         request = HTTPRequest(url, headers=self._headers(), connect_timeout=min(self.timeout, 10.0))
         try:
-            return await websocket_connect(request, max_message_size=MAX_MESSAGE_BYTES)
+            # Pings keep proxies and load balancers from closing an idle channel.
+            return await websocket_connect(
+                request, max_message_size=MAX_MESSAGE_BYTES, ping_interval=PING_SECONDS
+            )
         except Exception as exc:
             raise GatewayError(
                 f"could not open the kernel's channels on the gateway at {self.url} "

@@ -41,7 +41,6 @@ _ENDED = {
     "restarting": "the gateway saw it exit and restarted it empty",
     "dead": "the gateway reports it dead",
 }
-_CHANNEL_LOST = "its channel to the gateway closed"
 
 
 class GatewayKernel(SetupCode):
@@ -60,7 +59,8 @@ class GatewayKernel(SetupCode):
         self._ended: str | None = None
         self._closing = False
         self._sends: set[asyncio.Future[None]] = set()
-        self._reader = asyncio.get_running_loop().create_task(self._read())
+        self._connected = True
+        self._reader = asyncio.get_running_loop().create_task(self._read(socket))
 
     def __repr__(self) -> str:
         return f"GatewayKernel({self.kernel_id!r} on {self.client.url})"
@@ -165,18 +165,29 @@ class GatewayKernel(SetupCode):
                 timeout = 0
 
     async def is_alive(self) -> bool:
-        """Whether the gateway still runs this kernel (unrestarted) and its channel is open."""
+        """Whether the gateway still runs this kernel (unrestarted); reopens a closed channel.
+
+        A proxy between here and the gateway may close an idle websocket: the
+        kernel is still there, so only the channel is opened again.
+        """
         if self._ended is None:
             try:
                 state = await self.client.kernel_state(self.kernel_id)
-            except GatewayError as exc:
-                self._ended = str(exc)
-            else:
                 if state is None:
                     self._ended = "the gateway no longer has it"
                 elif state == "dead":
                     self._ended = _ENDED["dead"]
+                elif not self._connected and not self._closing:
+                    await self._reconnect()
+            except GatewayError as exc:
+                self._ended = str(exc)
         return self._ended is None
+
+    async def _reconnect(self) -> None:
+        socket = await self.client.connect(self.kernel_id)
+        log.info("gateway kernel %s: channel reopened", self.kernel_id)
+        self._socket, self._connected = socket, True
+        self._reader = asyncio.get_running_loop().create_task(self._read(socket))
 
     def exit_description(self) -> str:
         """Why the kernel is gone, as far as the gateway told."""
@@ -203,7 +214,7 @@ class GatewayKernel(SetupCode):
 
     async def shutdown(self) -> None:
         """Remove its ``/mnt/data`` folder, close the channel, stop it on the gateway."""
-        if self._ended is None and not self._closing:
+        if self._ended is None and self._connected and not self._closing:
             with contextlib.suppress(KernelSetupError, RuntimeError):
                 await self.run_quiet(_CLEAN_UP, timeout=2.0)
         self._closing = True
@@ -232,12 +243,12 @@ class GatewayKernel(SetupCode):
             "channel": channel,
             "buffers": [],
         }
-        if self._ended is not None or self._closing:
+        if self._ended is not None or self._closing or not self._connected:
             return msg_id  # nothing will answer: the caller's liveness check says why
         try:
             sent = asyncio.ensure_future(self._socket.write_message(json.dumps(message)))
         except WebSocketClosedError:
-            self._ended = self._ended or _CHANNEL_LOST
+            self._connected = False
             return msg_id
         self._sends.add(sent)
         sent.add_done_callback(self._sent)
@@ -245,8 +256,8 @@ class GatewayKernel(SetupCode):
 
     def _sent(self, sent: asyncio.Future[None]) -> None:
         self._sends.discard(sent)
-        if not sent.cancelled() and sent.exception() is not None and self._ended is None:
-            self._ended = _CHANNEL_LOST
+        if not sent.cancelled() and sent.exception() is not None:
+            self._connected = False
 
     def _request(self, msg_type: str, content: dict[str, Any]) -> asyncio.Future[dict[str, Any]]:
         """Send a shell request; a future for its reply."""
@@ -254,17 +265,17 @@ class GatewayKernel(SetupCode):
         self._replies[self._send(msg_type, content)] = reply
         return reply
 
-    async def _read(self) -> None:
+    async def _read(self, socket: WebSocketClientConnection) -> None:
         """Route incoming messages: IOPub to the queue, shell replies to their futures."""
         try:
-            while (text := await self._socket.read_message()) is not None:
+            while (text := await socket.read_message()) is not None:
                 if isinstance(text, str):
                     self._route(json.loads(text))
         except Exception as exc:  # a garbled frame: the channel is not usable any more
             log.warning("gateway kernel %s: channel failed: %r", self.kernel_id, exc)
         finally:
-            if self._ended is None and not self._closing:
-                self._ended = _CHANNEL_LOST
+            if socket is self._socket:
+                self._connected = False
             for reply in self._replies.values():
                 reply.cancel()
 
