@@ -44,7 +44,7 @@ SCRIPTS = {
     ),
     "loop": ("x = 41\nwhile True:\n    pass", "It timed out."),
     "set x": ("x = 41", "Set."),
-    "cancel me": ('x = 41\nprint("looping", flush=True)\nwhile True:\n    pass', "unused"),
+    "cancel me": ('print("looping", flush=True)\nwhile True:\n    pass', "unused"),
     "use x": ("print(x + 1)", "Used."),
     "files": (
         "import csv\n"
@@ -199,13 +199,17 @@ def test_long_running_cell_is_interrupted_and_the_kernel_kept(served: Served) ->
 
 
 def test_cancelling_a_run_interrupts_its_code_and_keeps_the_kernel(served: Served) -> None:
-    client, thread_id = served.client, served.client.beta.threads.create().id
+    client = served.client
+    thread_id = ask(served, "set x").run.thread_id
     client.beta.threads.messages.create(thread_id, role="user", content="cancel me")
     with client.beta.threads.runs.stream(
         thread_id=thread_id, assistant_id=served.assistant_id
     ) as stream:
         for event in stream:
-            if event.event == "thread.run.step.delta" and "looping" in event.model_dump_json():
+            # Once the code has printed (not when its text streams in): it runs now.
+            if event.event == "thread.run.step.delta" and '"logs":"looping' in (
+                event.model_dump_json()
+            ):
                 run_id = stream.current_run.id  # type: ignore[union-attr]
                 client.beta.threads.runs.cancel(run_id, thread_id=thread_id)
                 break

@@ -12,6 +12,7 @@ Example::
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -118,9 +119,18 @@ class GatewayClient:
         """Ask the gateway to interrupt the kernel (SIGINT or an interrupt message)."""
         await self.request("POST", f"/api/kernels/{quote(kernel_id)}/interrupt")
 
-    async def delete(self, kernel_id: str) -> None:
-        """Stop the kernel on the gateway."""
-        await self.request("DELETE", f"/api/kernels/{quote(kernel_id)}")
+    async def delete(self, kernel_id: str, attempts: int = 5) -> bool:
+        """Stop the kernel on the gateway; whether it is gone.
+
+        A kernel the gateway is restarting (it died) may survive a delete request:
+        it is asked again, a little later each time, until the gateway no longer has it.
+        """
+        for attempt in range(attempts):
+            await self.request("DELETE", f"/api/kernels/{quote(kernel_id)}")
+            if await self.kernel_state(kernel_id) is None:
+                return True
+            await asyncio.sleep(0.5 * (attempt + 1))
+        return False
 
     async def connect(self, kernel_id: str) -> WebSocketClientConnection:
         """Open the kernel's channels websocket (Jupyter messages as JSON text)."""

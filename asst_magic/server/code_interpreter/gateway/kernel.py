@@ -302,6 +302,7 @@ _CLEAN_UP = (
 async def _forget(client: GatewayClient, kernel_id: str) -> None:
     """Stop the kernel on the gateway; a gateway gone already is not an error here."""
     try:
-        await client.delete(kernel_id)
+        if not await client.delete(kernel_id):
+            log.warning("gateway kernel %s is still there after repeated deletes", kernel_id)
     except GatewayError as exc:
         log.warning("could not stop gateway kernel %s: %s", kernel_id, exc)
