@@ -58,6 +58,8 @@ def create_app(
     lease = _recover(store, config)
     registry = models or default_registry(config)
     engine = RunEngine(store, registry, sandbox, config)
+    if lease is not None:
+        lease.on_lost = engine.end_superseded
     state = ServerState(config, store, engine, config.token or new_token())
 
     @asynccontextmanager

@@ -155,6 +155,42 @@ def test_killed_replica_runs_fail_on_the_other_within_the_lease(config: ServerCo
         survivor.stop()
 
 
+def test_a_replica_paused_past_its_lease_stops_the_runs_another_failed(
+    config: ServerConfig,
+) -> None:
+    paused = spawn(config)  # a child process, so SIGSTOP can freeze it past its lease
+    survivor = replica(other(config))
+    assert paused.pid is not None
+    try:
+        via_paused, via_survivor = client_for(paused), client_for(survivor)
+        assistant_id, thread_id = start_thread(via_paused, "Count")
+        with via_paused.beta.threads.runs.stream(
+            thread_id=thread_id, assistant_id=assistant_id
+        ) as stream:
+            events = iter(stream)
+            next(e for e in events if e.event == "thread.message.delta")
+            run_id = stream.current_run.id  # type: ignore[union-attr]
+            os.kill(paused.pid, signal.SIGSTOP)
+            try:
+                failed = via_survivor.beta.threads.runs.poll(
+                    run_id, thread_id=thread_id, poll_interval_ms=50
+                )
+            finally:
+                os.kill(paused.pid, signal.SIGCONT)
+            after = [event.event for event in events]
+        assert failed.status == "failed"
+        # Its client sees the run end as the database has it, at once, not 2,000 chunks on.
+        assert after[-1] == "thread.run.failed" and "thread.run.completed" not in after
+        assert len(after) < 100, after[:5]
+        run = via_survivor.beta.threads.runs.retrieve(run_id, thread_id=thread_id)
+        assert run.status == "failed" and run.last_error == failed.last_error
+        message = via_survivor.beta.threads.messages.list(thread_id=thread_id, limit=1).data[0]
+        assert message.status == "incomplete"
+    finally:
+        paused.stop()
+        survivor.stop()
+
+
 def test_the_database_allows_one_active_run_per_thread(config: ServerConfig) -> None:
     with replica(config) as a, replica(other(config)) as b:
         assistant_id, thread_id = start_thread(client_for(a), "Weather?", tools=[WEATHER_TOOL])

@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 
 from asst_magic.server.ids import new_id
 from asst_magic.server.runs.engine import recover_interrupted_runs
@@ -38,6 +39,8 @@ class ReplicaLease:
         self.id = new_id("replica_")
         self._urls: dict[str, str] = {}
         self._task: asyncio.Task[None] | None = None
+        # Stops this replica's runs that another one failed while it was silent.
+        self.on_lost: Callable[[], int] | None = None
 
     def register(self) -> None:
         """Take a lease (before serving, so runs made here are never taken for orphans)."""
@@ -71,7 +74,11 @@ class ReplicaLease:
         return str(rows[0][0]) if rows else None
 
     def renew(self) -> None:
-        """Extend the lease; a replica found reaped registers again (its old runs are failed)."""
+        """Extend the lease; a replica found reaped registers again and stops its old runs.
+
+        Another replica failed those runs while this one was silent (paused past its
+        lease); ``on_lost`` stops their drivers, so they are not written again.
+        """
         db = self.store.database
         changed = db.run(
             "UPDATE replicas SET heartbeat_ms = ? WHERE id = ?", (db.now_ms(), self.id)
@@ -84,6 +91,9 @@ class ReplicaLease:
                 self.lease_ms / 1000,
             )
             self.register()
+            stopped = self.on_lost() if self.on_lost is not None else 0
+            if stopped:
+                log.warning("stopped %d run(s) that another replica failed meanwhile", stopped)
 
     def reap(self) -> int:
         """Fail the runs of replicas without a current lease; returns how many runs."""

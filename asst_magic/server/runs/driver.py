@@ -50,6 +50,7 @@ class RunDriver:
         self.task: asyncio.Task[None] | None = None
         self.cancel_requested = False
         self.expire_requested = False  # past expires_at: end as expired, not cancelled
+        self.superseded = False  # another replica ended the run: write nothing more
         self.started = False
         self.pending: ToolStepWriter | None = None  # the step waiting for tool outputs
         self._message: MessageWriter | None = None
@@ -82,6 +83,8 @@ class RunDriver:
         """The task body: turns until the run pauses or ends; never raises for run errors."""
         self.started = True
         try:
+            if self.superseded:
+                return
             if self.expire_requested or self.cancel_requested:
                 self._stopped()
                 return
@@ -92,6 +95,8 @@ class RunDriver:
             while await self._turn():
                 self.turn_index += 1
         except asyncio.CancelledError:
+            if self.superseded:
+                return
             if not (self.cancel_requested or self.expire_requested):
                 raise
             self._stopped()
@@ -298,6 +303,22 @@ class RunDriver:
         if self.ctx.stream is not None:
             self.ctx.stream.close()
             self.ctx.stream = None
+
+    def end_elsewhere(self, stored: Obj) -> None:
+        """Stop a run that another replica ended (``stored``): it is not written again.
+
+        The open message and steps are closed as ``stored`` ended, the task stops
+        without a write, and a listening client sees the run's end.
+        """
+        self.superseded = True
+        self.run.clear()
+        self.run.update(stored)
+        self._abandon(stored["status"], stored.get("last_error"))
+        self.ctx.emit(f"thread.run.{stored['status']}", stored)
+        if self.task is None:
+            self._close_stream()
+        elif self.started:
+            self.task.cancel()  # drive() returns at once, closing the stream
 
     def end_now(self, status: str, **fields: Any) -> None:
         """End a run that has no task (waiting for tool outputs): cancel or expire it."""

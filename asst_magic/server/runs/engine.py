@@ -110,6 +110,22 @@ class RunEngine:
             driver.task.cancel()
         return dict(driver.run)
 
+    def end_superseded(self) -> int:
+        """Stop driving the runs the database shows ended elsewhere; returns how many.
+
+        A replica paused past its lease finds its runs failed by another one; left
+        alone, their drivers would write on and bring a failed run's message back.
+        """
+        ended = []
+        for run_id in list(self._drivers):
+            stored = self.store.get("run", run_id)
+            if stored is not None and stored["status"] not in ACTIVE_RUN_STATUSES:
+                ended.append(stored)
+        for stored in ended:
+            self._cancel_timer(stored["id"])
+            self._drivers.pop(stored["id"]).end_elsewhere(stored)
+        return len(ended)
+
     def _stored_status(self, run_id: str) -> str:
         run = self.store.get("run", run_id)
         return str(run["status"]) if run is not None else "unknown"
