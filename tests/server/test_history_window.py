@@ -103,3 +103,37 @@ def test_the_store_reads_a_thread_newest_first_a_page_at_a_time(tmp_path: Path) 
     assert len([q for q in queries if q.startswith("SELECT")]) == 1  # one page, not 1,000 rows
     assert [m["n"] for m in newest][-1] == 0  # and on to the oldest when read to the end
     store.close()
+
+
+def _instructions(store: Store, read: Callable[[], object]) -> int:
+    """SQLite virtual-machine instructions one read executes (a count, not a time)."""
+    steps = [0]
+
+    def count() -> int:
+        steps[0] += 1
+        return 0
+
+    connection = store.database._db  # type: ignore[attr-defined]
+    connection.set_progress_handler(count, 1)
+    read()
+    connection.set_progress_handler(None, 1)
+    return steps[0]
+
+
+def test_the_active_run_check_costs_the_same_after_1000_runs(tmp_path: Path) -> None:
+    store = open_store(ServerConfig(data_dir=tmp_path))
+    with store.transaction():
+        for thread, runs in (("short", 1), ("long", 1000)):
+            for i in range(runs):
+                store.put("run", {"id": f"{thread}{i}", "thread_id": thread, "status": "completed"})
+            store.put("run", {"id": f"{thread}-live", "thread_id": thread, "status": "in_progress"})
+    active = ("queued", "in_progress", "requires_action", "cancelling")
+
+    def check(thread: str) -> Callable[[], object]:
+        return lambda: store.select("run", thread_id=thread, statuses=active)
+
+    assert [r["id"] for r in check("long")()] == ["long-live"]
+    short, long = _instructions(store, check("short")), _instructions(store, check("long"))
+    assert long <= short + 20, (short, long)  # an index seek, not a walk over 1,000 runs
+    store.close()
+

@@ -107,3 +107,16 @@ def test_spawned_server_keeps_objects_and_files_in_postgres(
         assert client.beta.assistants.retrieve(assistant.id).name == "Shared"
         assert client.files.content(upload.id).read() == b"abc"
     assert not (tmp_path / "two" / "asst.sqlite3").exists()
+
+
+def test_get_many_reads_what_exists_of_one_kind(tmp_path: Path, database_url: str | None) -> None:
+    store = open_store(ServerConfig(data_dir=tmp_path, database_url=database_url))
+    with store.transaction():
+        for i in range(1200):
+            store.put("model_turn", {"id": f"turn:{i}", "n": i})
+        store.put("message", {"id": "turn:msg", "n": -1})
+    wanted = [f"turn:{i}" for i in range(0, 1200, 2)] + ["turn:msg", "turn:none"]
+    found = store.get_many("model_turn", wanted)
+    assert sorted(found) == sorted(wanted[:-2])  # past 500 ids; other kinds and gaps left out
+    assert found["turn:1198"]["n"] == 1198
+    store.close()

@@ -19,7 +19,7 @@ from asst_magic.server.models.base import (
 )
 from asst_magic.server.runs.steps import RunContext, ToolCall, ToolStepWriter
 from asst_magic.server.runs.streams import closing
-from asst_magic.server.runs.turns import turn_of
+from asst_magic.server.runs.turns import turns_of
 
 __all__ = [
     "CodeRunner",
@@ -123,13 +123,15 @@ def _conversation(
         newest.append(obj)
         is_message = obj["object"] == "thread.message"
         messages += is_message
-        chars += len(message_text(obj)) if is_message else len(json.dumps(obj["step_details"]))
+        if budget is not None:  # a count-only window (replay) never sizes what it reads
+            chars += len(message_text(obj) if is_message else json.dumps(obj["step_details"]))
         cut = (limit is not None and messages >= limit) or (budget is not None and chars > budget)
         if cut:
             break
+    turns = turns_of(ctx.store, newest)
     items: list[ConversationItem] = []
     for obj in reversed(newest):
-        turn = turn_of(ctx.store, obj)
+        turn = turns.get(obj["id"])
         if obj["object"] == "thread.message":
             items.append(_message_item(ctx, obj, turn))
         elif obj["type"] == "tool_calls" and obj["status"] == "completed":

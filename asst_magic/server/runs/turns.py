@@ -6,7 +6,7 @@ so later turns and later runs of the thread send them back. Records are stored
 under their own kind, so no API route lists or returns them, and they go with
 their thread when it is deleted::
 
-    turn_of(store, step)   # the record of the turn that made ``step``, or None
+    turns_of(store, window)  # the records of the turns that made these objects, by id
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 from asst_magic.server.models.base import TurnEcho
 from asst_magic.server.store import Store
 
-__all__ = ["TURN_KIND", "save_turn", "turn_key", "turn_of"]
+__all__ = ["TURN_KIND", "save_turn", "turn_key", "turns_of"]
 
 TURN_KIND = "model_turn"
 Obj = dict[str, Any]
@@ -27,11 +27,18 @@ def turn_key(anchor_id: str) -> str:
     return f"turn:{anchor_id}"
 
 
-def turn_of(store: Store, obj: Obj) -> Obj | None:
-    """The record of the turn that wrote ``obj`` (an assistant message or a tool step)."""
-    if obj.get("role") == "user" or obj.get("type") == "message_creation":
-        return None  # never an anchor: skip the lookup
-    return store.get(TURN_KIND, turn_key(obj["id"]))
+def turns_of(store: Store, objs: list[Obj]) -> dict[str, Obj]:
+    """The records of the turns that wrote these messages and steps, by id, in one query.
+
+    >>> turns_of(store, window)  # {"msg_…": {"echo": …}, "step_…": {…}}
+    """
+    anchors = [
+        obj["id"]
+        for obj in objs  # user messages and message-creation steps never anchor a turn
+        if obj.get("role") != "user" and obj.get("type") != "message_creation"
+    ]
+    records = store.get_many(TURN_KIND, map(turn_key, anchors))
+    return {a: records[turn_key(a)] for a in anchors if turn_key(a) in records}
 
 
 def save_turn(

@@ -41,6 +41,12 @@ _REPLICAS = (
     " heartbeat_ms BIGINT NOT NULL)",
 )
 
+# Version 4: "is a run active on this thread?" seeks its few rows instead of walking
+# every run the thread ever had (the partial index above takes no bound parameters).
+_ACTIVE_RUNS = (
+    "CREATE INDEX IF NOT EXISTS objects_by_thread_status ON objects (kind, thread_id, status)",
+)
+
 # Each version is a tuple of statements. SQLite's first one matches the schema that
 # servers made before versions existed, so their databases carry on unchanged.
 MIGRATIONS: dict[str, tuple[tuple[str, ...], ...]] = {
@@ -52,6 +58,7 @@ MIGRATIONS: dict[str, tuple[tuple[str, ...], ...]] = {
         ),
         _OWNERS,
         _REPLICAS,
+        _ACTIVE_RUNS,
     ),
     "postgresql": (
         (
@@ -62,6 +69,7 @@ MIGRATIONS: dict[str, tuple[tuple[str, ...], ...]] = {
         ),
         _OWNERS,
         _REPLICAS,
+        _ACTIVE_RUNS,
     ),
 }
 
