@@ -209,7 +209,10 @@ def report(found: dict[str, list[float]], rounds: int, starts: int) -> None:
     verdict("burst's second thread / first", burst / pooled, "<= 1.50x", burst / pooled <= 1.5)
     print(f"4. Time to first logs right after server start (same code), {starts} starts:")
     cold, pooled = row("no pool", found["start_nopool"]), row("pool of 2", found["start_pool"])
-    verdict("pool / no pool", pooled / cold, "<= 1.00x", pooled / cold <= 1.0)
+    print(
+        f"  pool / no pool: {pooled / cold:.2f}x   (no goal set: no kernel can be warm yet,"
+        " so both sides wait for one to start; a pool must not make it slower)"
+    )
 
 
 def main() -> None:
