@@ -12,7 +12,7 @@ import pytest
 from asst_magic.server import ServerConfig
 from asst_magic.server.models import ModelRegistry, NamedModel
 from asst_magic.server.models.base import TextChunk, TurnEnd, TurnRequest, UserText
-from asst_magic.server.store import open_store
+from asst_magic.server.store import Store, open_store
 
 Serve = Callable[..., openai.OpenAI]
 ENTRIES = [{"user": "latest question", "turns": [{"text": ["the answer"]}]}]
