@@ -19,6 +19,7 @@ from typing import Any
 from asst_magic.accumulate import Snapshot, call_result, code_calls, image_ids
 from asst_magic.markup import for_display
 from asst_magic.sections import IGNORE_MATH, MUTED, files_html, thought_html
+from asst_magic.status import status_line, status_output, status_parts, status_text
 from asst_magic.tracebacks import find_error
 from asst_magic.work import (
     Look,
@@ -26,7 +27,6 @@ from asst_magic.work import (
     code_shell,
     ended,
     logs_shell,
-    phase,
     printed_text,
     render_call,
     render_image,
@@ -71,26 +71,10 @@ class LivePart:
     shell: str
     text: str = ""
 
-_MUTED = MUTED
-_ERROR = "color:var(--jp-error-color1,#d9534f)"
+
 #: What folds once it is done: ``code`` (code and function calls), ``all`` (their output
 #: too) or ``none``. Plots, error lines and the answer always stay in view.
 COLLAPSE = ("code", "all", "none")
-_REASONS: dict[str, str] = {
-    "max_completion_tokens": "max tokens",
-    "max_prompt_tokens": "prompt too long",
-}
-_STATUS_WORDS = {
-    "queued": "queued",
-    "in_progress": "in progress",
-    "requires_action": "requires action",
-    "cancelling": "cancelling",
-    "completed": "completed",
-    "failed": "failed",
-    "cancelled": "cancelled",
-    "expired": "expired",
-    "incomplete": "incomplete",
-}
 
 
 class Renderer:
@@ -181,8 +165,6 @@ def render(
 ) -> list[Output]:
     """The snapshot as notebook outputs: transcript blocks, then the status line."""
     return Renderer(collapse).render(snap, elapsed)
-
-
 
 
 def _with_meta(output: Output, meta: dict[str, Any]) -> Output:
@@ -323,7 +305,7 @@ def _render_user_turn(text: str) -> Output:
     )
     line = (
         f'<div class="asst-turn {IGNORE_MATH}" style="{style}">'
-        f'<b style="{_MUTED}">You</b><br>{html.escape(text)}</div>'
+        f'<b style="{MUTED}">You</b><br>{html.escape(text)}</div>'
     )
     return _display({"text/html": line, "text/plain": f"You: {text}"})
 
@@ -350,80 +332,6 @@ def _linked_text(text: dict[str, Any], snap: Snapshot) -> str:
         if local and note.get("text"):
             value = value.replace(note["text"], local)
     return value
-
-
-# -- status line ----------------------------------------------------------------------
-
-
-def status_text(snap: Snapshot, elapsed: float | None = None) -> str:
-    """One line: status word, elapsed seconds, tokens, and the error if the run failed."""
-    if snap.status == "history":
-        count = len(snap.messages)
-        return f"history of {snap.thread_id} · {count} message{'s' * (count != 1)}"
-    before, after = status_parts(snap, elapsed)
-    return " · ".join([before, *([f"{elapsed:.1f} s"] if elapsed is not None else ()), *after])
-
-
-def status_parts(snap: Snapshot, elapsed: float | None = None) -> tuple[str, list[str]]:
-    """The status line's words before the elapsed time, and those after it."""
-    after = []
-    usage = snap.run.get("usage") or {}
-    if usage.get("total_tokens"):
-        after.append(f"{usage['total_tokens']} tokens")
-    error = snap.error or snap.run.get("last_error")
-    after += snap.notes
-    if error:
-        after.append(f"{error.get('code') or 'error'}: {error.get('message', '')}")
-    return _status_word(snap, elapsed), after
-
-
-def _status_word(snap: Snapshot, elapsed: float | None) -> str:
-    status = snap.status
-    if not snap.run and snap.error is not None:
-        return "not started"  # the stream broke before the run existed
-    if status == "in_progress" and snap.order and snap.order[-1][0] == "thought":
-        return "thinking…"
-    if status == "in_progress":
-        phase = _codephase(snap, elapsed)
-        if phase is not None:
-            return f"{phase} code…"
-    if status == "requires_action" and any(
-        c.get("status") == "running" for c in snap.calls.values()
-    ):
-        return "running functions…"
-    if status == "incomplete":
-        reason = str((snap.run.get("incomplete_details") or {}).get("reason") or "")
-        return f"incomplete: {_REASONS.get(reason, reason or 'no reason given')}"
-    return _STATUS_WORDS.get(status, status)
-
-
-def _codephase(snap: Snapshot, elapsed: float | None) -> str | None:
-    """``writing`` or ``running`` while the last block is a code step in progress."""
-    if not snap.order or snap.order[-1][0] != "step":
-        return None
-    step = snap.steps[snap.order[-1][1]]
-    calls = step.get("step_details", {}).get("tool_calls") or []
-    if step.get("status") != "in_progress" or not calls:
-        return None
-    if calls[-1].get("type") != "code_interpreter":
-        return None
-    look = Look("none", elapsed)
-    return phase(calls[-1], step, snap, look, last=True)
-
-
-def status_output(snap: Snapshot, elapsed: float | None = None) -> Output:
-    """The status line as a display output; the live view shows the very same markup."""
-    failed = snap.status in ("failed", "expired") or snap.error is not None
-    return status_line(status_text(snap, elapsed), failed=failed, final=ended(snap))
-
-
-def status_line(text: str, *, failed: bool = False, final: bool = False) -> Output:
-    """One muted line (red when ``failed``), never typeset as math."""
-    style = f"{_ERROR if failed else _MUTED};font-size:var(--jp-ui-font-size1,13px);padding:1px 0"
-    final_class = " asst-final" if final else ""
-    line = f'<div class="asst-status{final_class} {IGNORE_MATH}" style="{style}">'
-    line += f"{html.escape(text)}</div>"
-    return _display({"text/html": line, "text/plain": text})
 
 
 # -- plain text -----------------------------------------------------------------------

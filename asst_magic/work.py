@@ -227,7 +227,5 @@ def _pretty_json(text: str) -> str:
         return text  # still streaming, or not JSON: show it as it came
 
 
-
-
 def _display(data: dict[str, Any]) -> Output:
     return {"output_type": "display_data", "data": data, "metadata": {}}
