@@ -100,7 +100,12 @@ def accumulate_delta(acc: dict[str, Any], delta: dict[str, Any]) -> dict[str, An
     for key, value in delta.items():
         old = acc.get(key)
         if type(value) is str and type(old) is str and key not in _IDENTITY_KEYS:
-            acc[key] = old + value  # the common case first: a streamed piece of text
+            # The common case first: a streamed piece of text. Dropping the dict's
+            # reference leaves ``old`` the string's only one, so CPython grows it in
+            # place; ``old + value`` would copy the whole text on every delta.
+            acc[key] = None
+            old += value
+            acc[key] = old
         elif old is None or key in _IDENTITY_KEYS:
             acc[key] = value
         elif isinstance(value, dict) and isinstance(old, dict):
