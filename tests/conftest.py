@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from magic_support import CASSETTE, VECTORS, ReplayServer, notebook_shell
+
+
+@pytest.fixture(autouse=True)
+def _ctrl_c_raises() -> Iterator[None]:
+    """Ctrl-C raises KeyboardInterrupt in every test, as in Python and in a kernel.
+
+    Something an earlier test ran may leave its own SIGINT handler installed (one that
+    only sets a flag); a simulated ■ press would then be swallowed and the test hang.
+    """
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
 
 
 @pytest.fixture(scope="session")
