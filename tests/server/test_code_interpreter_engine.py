@@ -270,3 +270,27 @@ def test_files_the_code_writes_are_attached_to_the_answer(start_server: Start) -
     summary = made["summary.csv"].file_id or ""
     assert client.files.content(summary).read() == b"year,total\n2024,691990\n"
     assert client.files.retrieve(summary).purpose == "assistants_output"
+
+
+def test_a_file_the_code_writes_is_offered_however_many_inputs_the_thread_has(
+    start_server: Start,
+) -> None:
+    code = "open('/mnt/data/result.csv', 'w').write('n\\n1\\n')\n"
+    entry = {
+        "user": "Combine",
+        "turns": [{"tool_calls": [{"type": "code_interpreter", "input": code}]}, {"text": "Done."}],
+    }
+    client = client_for(start_server([entry], code_interpreter=True))
+    attach: Any = []
+    for i in range(25):  # more inputs than the 20 files one execution may offer
+        upload = client.files.create(file=(f"part{i:02}.csv", b"n\n"), purpose="assistants")
+        attach.append({"file_id": upload.id, "tools": [{"type": "code_interpreter"}]})
+    assistant = client.beta.assistants.create(model="replay", tools=[{"type": "code_interpreter"}])
+    thread = client.beta.threads.create(
+        messages=[{"role": "user", "content": "Combine", "attachments": attach}]
+    )
+    run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id)
+    assert run.status == "completed"
+    answer = client.beta.threads.messages.list(thread_id=thread.id, limit=1).data[0]
+    names = [client.files.retrieve(a.file_id).filename for a in answer.attachments or ()]
+    assert names == ["result.csv"]

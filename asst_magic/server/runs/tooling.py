@@ -176,6 +176,7 @@ class CodeRunner:
         self.ctx = ctx
         self.sandbox = sandbox
         self._made: dict[str, str] = {}  # /mnt/data path -> file id, until a message takes them
+        self._inputs: list[SandboxFile] | None = None  # read once a run: no message comes mid-run
 
     async def execute(self, tools: ToolStepWriter, call: ToolCall) -> list[str]:
         """Run ``call``'s code, streaming its outputs; returns the ids of image files made.
@@ -187,7 +188,9 @@ class CodeRunner:
             raise ToolFailure(UNAVAILABLE)
         thread_id = self.ctx.run["thread_id"]
         images: list[str] = []
-        inputs = self._files()
+        if self._inputs is None:
+            self._inputs = self._files()
+        inputs = self._inputs
         before = listing(self.sandbox.workdir(thread_id))
         outputs = self.sandbox.execute(thread_id, call.text, inputs)
         try:
@@ -208,10 +211,14 @@ class CodeRunner:
         """Store each file the code created or changed in /mnt/data (not the user's inputs)."""
         assert self.sandbox is not None
         root = self.sandbox.workdir(thread_id)
-        for path in changed(before, listing(root))[:_MAX_MADE]:
+        after = listing(root)
+        made = [  # the user's inputs and huge files are skipped first, then the cap applies
+            path
+            for path in changed(before, after)
+            if path not in inputs and after[path][1] <= _MAX_MADE_BYTES
+        ]
+        for path in made[:_MAX_MADE]:
             file = root / path
-            if path in inputs or file.stat().st_size > _MAX_MADE_BYTES:
-                continue
             stored = self.ctx.store.add_file(
                 file.read_bytes(), file.name, "assistants_output", self.ctx.now()
             )
