@@ -1,11 +1,12 @@
 """Code interpreter latency, measured side by side in one run, each goal printed beside it.
 
-    python bench/bench_kernels.py [--rounds 50] [--starts 3]
+    python bench/bench_kernels.py [--rounds 200] [--starts 3]
 
 1. Warm round trip of ``print(1)`` on a thread whose kernel runs: the bubblewrap
    sandbox vs an unconfined kernel (``code_sandbox=off``), both through
    ``KernelSandbox.execute`` (goal: ≤ 1.1×); a bare ``jupyter_client`` execute on a
-   running kernel of the same kind is shown for the sandbox's own overhead.
+   running kernel of the same kind is shown for the sandbox's own overhead. The three
+   kernels run at once and each round times one trip on each, so noise hits all three.
 2. Sandbox start cost: first ``print(1)`` on a new thread, no pool, no preload,
    sandboxed vs unconfined (the ratio is what the sandbox adds to a cold start).
 3. Warm pool vs no pool with identical preload: the first code on a new thread
@@ -54,44 +55,59 @@ async def drain(box: KernelSandbox, thread: str, code: str) -> None:
         pass
 
 
-async def warm_round_trips(root: Path, mode: str, rounds: int) -> list[float]:
-    """``print(1)`` round trips through ``KernelSandbox`` on a warm thread."""
-    box = KernelSandbox(root, pool_size=0, preload=(), sandbox=mode)
+async def warm_round_trips(root: Path, rounds: int) -> dict[str, list[float]]:
+    """``print(1)`` round trips on three warm kernels, alive at once, timed in turn each round.
+
+    ``warm_box`` / ``warm_off``: a sandboxed and an unconfined thread kernel through
+    ``KernelSandbox.execute``; ``bare``: an unconfined kernel driven by a bare client.
+    """
+    boxes = [
+        KernelSandbox(root / mode, pool_size=0, preload=(), sandbox=mode)
+        for mode in ("required", "off")
+    ]
+    kernel = await _bare_kernel(root / "bare")
+    sides: dict[str, Callable[[], Awaitable[object]]] = {
+        "warm_box": lambda: drain(boxes[0], "bench-warm", "print(1)"),
+        "warm_off": lambda: drain(boxes[1], "bench-warm", "print(1)"),
+        "bare": lambda: _bare_print(kernel),
+    }
     try:
-        for _ in range(4):  # starts the thread's kernel, then warms up
-            await drain(box, "bench-warm", "print(1)")
-        return [await timed(lambda: drain(box, "bench-warm", "print(1)")) for _ in range(rounds)]
+        for _ in range(4):  # starts each thread's kernel, then warms up
+            for once in sides.values():
+                await once()
+        found: dict[str, list[float]] = {name: [] for name in sides}
+        for _ in range(rounds):
+            for name, once in sides.items():
+                found[name].append(await timed(once))
+        return found
     finally:
-        await box.aclose()
+        for box in boxes:
+            await box.aclose()
+        await kernel.shutdown()
 
 
-async def bare_round_trips(root: Path, rounds: int) -> list[float]:
-    """Round trips on an unconfined kernel of the same kind, driven by a bare client."""
+async def _bare_kernel(root: Path) -> KernelProcess:
+    """An unconfined kernel of the kind the sandbox starts, without ``KernelSandbox``."""
     for folder in (root / "work", root / "runtime"):
         folder.mkdir(parents=True)
-    kernel = await KernelProcess.start(
+    return await KernelProcess.start(
         cwd=root / "work",
         runtime_dir=root / "runtime",
         env=kernel_env(root / "ipython"),
         memory_limit_bytes=2 * 1024**3,
     )
+
+
+async def _bare_print(kernel: KernelProcess) -> None:
+    """``print(1)`` through the kernel's own client, until the kernel is idle again."""
     client = kernel.client
-
-    async def once() -> None:
-        msg_id = client.execute("print(1)")
-        while True:
-            msg = await client.get_iopub_msg(timeout=30)
-            if msg["parent_header"].get("msg_id") != msg_id:
-                continue
-            if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
-                return
-
-    try:
-        for _ in range(3):
-            await once()
-        return [await timed(once) for _ in range(rounds)]
-    finally:
-        await kernel.shutdown()
+    msg_id = client.execute("print(1)")
+    while True:
+        msg = await client.get_iopub_msg(timeout=30)
+        if msg["parent_header"].get("msg_id") != msg_id:
+            continue
+        if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+            return
 
 
 async def first_run(
@@ -166,10 +182,8 @@ async def measure(root: Path, rounds: int, starts: int) -> dict[str, list[float]
     def add(key: str, values: list[float]) -> None:
         found.setdefault(key, []).extend(values)
 
-    for n in range(2):  # interleaved halves
-        add("bare", await bare_round_trips(root / f"bare{n}", rounds // 2))
-        add("warm_off", await warm_round_trips(root / f"off{n}", "off", rounds // 2))
-        add("warm_box", await warm_round_trips(root / f"box{n}", "required", rounds // 2))
+    for key, values in (await warm_round_trips(root / "warm", rounds)).items():
+        add(key, values)
     for n in range(starts):
         add("cold_off", await first_run(root / f"c-off{n}", mode="off", pool=0, code="print(1)"))
         add(
@@ -218,7 +232,7 @@ def report(found: dict[str, list[float]], rounds: int, starts: int) -> None:
 def main() -> None:
     """Parse arguments and run the benchmark."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=50, help="warm round trips to time")
+    parser.add_argument("--rounds", type=int, default=200, help="warm round trips to time")
     parser.add_argument("--starts", type=int, default=3, help="new threads/servers per mode")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
