@@ -20,7 +20,6 @@ import asyncio
 import contextlib
 import shutil
 import uuid
-from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +29,6 @@ from asst_magic.server.code_interpreter.confinement import Confinement
 from asst_magic.server.code_interpreter.process import (
     KernelProcess,
     KernelSetupError,
-    KernelStartError,
     kernel_env,
 )
 from asst_magic.server.code_interpreter.runtime import (
@@ -39,6 +37,7 @@ from asst_magic.server.code_interpreter.runtime import (
     end_tagged,
     runtime_base,
 )
+from asst_magic.server.code_interpreter.warm import WarmPool
 from asst_magic.server.code_interpreter.workdirs import adopt
 
 __all__ = ["USER_OPEN", "KernelLauncher", "KernelLimits"]
@@ -61,7 +60,7 @@ class KernelLimits:
     output_chars: int = 50_000
 
 
-class KernelLauncher:
+class KernelLauncher(WarmPool[KernelProcess]):
     """Starts kernels for a sandbox root; keeps a warm pool; retires kernels off the hot path."""
 
     def __init__(
@@ -74,17 +73,13 @@ class KernelLauncher:
         preload: Sequence[str] = (),
         startup_timeout: float = 60.0,
     ) -> None:
+        super().__init__(pool_size=pool_size, preload=preload)
         self.root = root
         self.confinement = confinement
         self.limits = limits
-        self.pool_size = pool_size
-        self.preload = tuple(preload)
         self.startup_timeout = startup_timeout
         self._runtime: Path | None = None
-        self._pool: deque[asyncio.Task[KernelProcess]] = deque()
         self._homes: dict[KernelProcess, Path] = {}  # pooled confined kernel -> its folder
-        self._retiring: set[asyncio.Task[None]] = set()
-        self._closed = False
 
     @property
     def confined(self) -> bool:
@@ -93,37 +88,16 @@ class KernelLauncher:
 
     def pids(self) -> list[int]:
         """Process ids of the warm pool's ready kernels."""
-        return [t.result().pid for t in self._pool if t.done() and not t.exception()]
-
-    def fill(self) -> None:
-        """Start pooled kernels in the background up to ``pool_size``, one after another.
-
-        One at a time: kernels starting together share the CPU, so the first one a
-        run is waiting for would be ready later.
-        """
-        while not self._closed and len(self._pool) < self.pool_size:
-            before = self._pool[-1] if self._pool else None
-            self._pool.append(asyncio.create_task(self._pooled(before)))
+        return [kernel.pid for kernel in self.ready()]
 
     async def wait_pool(self) -> None:
         """Clean up after a crashed server, fill the pool and wait until its kernels are ready."""
         await self._claim()
-        self.fill()
-        await asyncio.gather(*self._pool, return_exceptions=True)
+        await self._filled()
 
     async def take(self, workdir: Path) -> KernelProcess:
         """A kernel bound to ``workdir``: a pooled one if it started fine, else a new one."""
-        kernel = None
-        if self._pool:
-            task = self._pool.popleft()
-            self.fill()
-            with contextlib.suppress(KernelStartError, KernelSetupError):
-                kernel = await task
-        else:
-            self.fill()
-        if kernel is not None and not await kernel.is_alive():
-            self.retire(kernel)
-            kernel = None
+        kernel = await self._take_pooled()
         if kernel is None:
             kernel = await self._start(workdir)
         elif kernel in self._homes:
@@ -137,41 +111,22 @@ class KernelLauncher:
             raise
         return kernel
 
-    def retire(self, kernel: KernelProcess) -> None:
-        """Shut ``kernel`` down in the background (what it started goes with it)."""
-        task = asyncio.get_running_loop().create_task(self.shutdown(kernel))
-        self._retiring.add(task)
-        task.add_done_callback(self._retiring.discard)
-
     async def aclose(self) -> None:
         """Shut down pooled kernels and wait for every retirement; idempotent."""
-        self._closed = True
-        pooled = await asyncio.gather(*self._pool, return_exceptions=True)
-        self._pool.clear()
-        for kernel in pooled:
-            if isinstance(kernel, KernelProcess):
-                self.retire(kernel)
-        await asyncio.gather(*self._retiring, return_exceptions=True)
+        await self._close_pool()
         if self._runtime is not None:
             shutil.rmtree(self._runtime, ignore_errors=True)
             with contextlib.suppress(OSError):  # the base too, unless another server uses it
                 self._runtime.parent.rmdir()
 
-    async def _pooled(self, before: asyncio.Task[KernelProcess] | None) -> KernelProcess:
-        """A kernel on a neutral folder, its usual imports done, once ``before`` is ready."""
-        if before is not None:
-            await asyncio.wait([before])
+    async def _new_pooled(self) -> KernelProcess:
+        """A kernel on a neutral folder (a confined one's own: its mount is fixed at start)."""
         home = self.root / ".pool"
         if self.confined:
             home = home / uuid.uuid4().hex[:12]
         kernel = await self._start(home)
         if self.confined:
             self._homes[kernel] = home
-        try:
-            await kernel.preload(self.preload)
-        except KernelSetupError:
-            self.retire(kernel)
-            raise
         return kernel
 
     async def _start(self, cwd: Path) -> KernelProcess:
