@@ -140,7 +140,8 @@ def test_code_lines_are_highlighted_once_and_the_open_line_each_repaint() -> Non
     assert len(done) == 2  # two finished lines, each sent (and highlighted) once
     assert '<span class="kn">import</span>' in done[0]
     open_line = code_ops[-1][3]  # the open line, highlighted
-    assert open_line.startswith('    <span class="nb">print</span>(math') and open_line.endswith("i)")
+    assert open_line.startswith('    <span class="nb">print</span>(math')
+    assert open_line.endswith("i)")
     assert replayed(log).texts()[0] == code
 
 

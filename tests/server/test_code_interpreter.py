@@ -18,8 +18,9 @@ from typing import Any
 import openai
 import psutil
 import pytest
+from code_support import Outcome, ask_code, code_cassette, streamed_outputs
 from PIL import Image
-from server_support import client_for, sse_events, write_cassette
+from server_support import client_for, write_cassette
 
 from asst_magic.server import ServerConfig, start_in_thread
 
@@ -54,20 +55,6 @@ SCRIPTS = {
 }
 
 
-def cassette() -> list[dict[str, Any]]:
-    """A code turn then an answer turn per script."""
-    return [
-        {
-            "user": user,
-            "turns": [
-                {"tool_calls": [{"type": "code_interpreter", "input": [code]}]},
-                {"text": [answer]},
-            ],
-        }
-        for user, (code, answer) in SCRIPTS.items()
-    ]
-
-
 @dataclass
 class Server:
     client: openai.OpenAI
@@ -75,30 +62,12 @@ class Server:
     data_dir: Path
 
 
-@dataclass
-class Outcome:
-    """What a client sees of one run: its events, final run, code call, and answer."""
-
-    events: list[tuple[str, Any]]
-    run: Any
-    step: Any
-    message: Any
-
-    @property
-    def call(self) -> Any:
-        return self.step.step_details.tool_calls[0].code_interpreter
-
-    @property
-    def logs(self) -> str:
-        return "".join(o.logs for o in self.call.outputs if o.type == "logs")
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     root = tmp_path_factory.mktemp("ci")
     config = ServerConfig(
         data_dir=root / "data",
-        cassettes=(write_cassette(root / "cassette.jsonl", cassette()),),
+        cassettes=(write_cassette(root / "cassette.jsonl", code_cassette(SCRIPTS)),),
         code_timeout=CODE_TIMEOUT,
     )
     with start_in_thread(config) as handle, warnings.catch_warnings():
@@ -112,29 +81,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 def ask(server: Server, text: str, thread_id: str | None = None, **message: Any) -> Outcome:
     """Post ``text`` (on a new thread unless given) and stream a run to its end."""
-    client = server.client
-    if thread_id is None:
-        thread_id = client.beta.threads.create().id
-    client.beta.threads.messages.create(thread_id, role="user", content=text, **message)
-    with client.beta.threads.runs.with_streaming_response.create(
-        thread_id=thread_id, assistant_id=server.assistant_id, stream=True
-    ) as response:
-        events = sse_events(response.iter_bytes())
-    run = client.beta.threads.runs.retrieve(events[0][1]["id"], thread_id=thread_id)
-    steps = client.beta.threads.runs.steps.list(run.id, thread_id=thread_id, order="asc").data
-    messages = client.beta.threads.messages.list(thread_id, run_id=run.id).data
-    return Outcome(events, run, steps[0], messages[0] if messages else None)
-
-
-def output_deltas(events: list[tuple[str, Any]]) -> list[dict[str, Any]]:
-    """Every streamed ``code_interpreter.outputs`` entry, in order."""
-    found = []
-    for name, data in events:
-        if name == "thread.run.step.delta":
-            for call in data["delta"]["step_details"]["tool_calls"]:
-                if "id" not in call:
-                    found += call.get("code_interpreter", {}).get("outputs", [])
-    return found
+    return ask_code(server.client, server.assistant_id, text, thread_id, **message)
 
 
 def test_print_streams_as_one_logs_output(server: Server) -> None:
@@ -142,7 +89,7 @@ def test_print_streams_as_one_logs_output(server: Server) -> None:
     assert result.run.status == "completed"
     assert [o.type for o in result.call.outputs] == ["logs"]
     assert result.call.outputs[0].logs == "first\nsecond\n"
-    pieces = output_deltas(result.events)
+    pieces = streamed_outputs(result.events)
     assert len(pieces) >= 2  # streamed as it was printed, each piece extending entry 0
     assert {p["index"] for p in pieces} == {0}
     assert "".join(p["logs"] for p in pieces) == "first\nsecond\n"

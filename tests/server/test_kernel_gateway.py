@@ -22,9 +22,10 @@ import httpx2
 import openai
 import psutil
 import pytest
+from code_support import Outcome, ask_code, code_cassette, streamed_outputs
 from gateway_support import CuttableProxy, Gateway, start_gateway
 from PIL import Image
-from server_support import client_for, sse_events, write_cassette
+from server_support import client_for, write_cassette
 
 from asst_magic.server import ServerConfig, ServerHandle, spawn, start_in_thread
 
@@ -61,19 +62,6 @@ SCRIPTS = {
 }
 
 
-def cassette() -> list[dict[str, Any]]:
-    return [
-        {
-            "user": user,
-            "turns": [
-                {"tool_calls": [{"type": "code_interpreter", "input": [code]}]},
-                {"text": [answer]},
-            ],
-        }
-        for user, (code, answer) in SCRIPTS.items()
-    ]
-
-
 @dataclass
 class Served:
     client: openai.OpenAI
@@ -83,29 +71,13 @@ class Served:
     handle: ServerHandle
 
 
-@dataclass
-class Outcome:
-    events: list[tuple[str, Any]]
-    run: Any
-    step: Any
-    message: Any
-
-    @property
-    def call(self) -> Any:
-        return self.step.step_details.tool_calls[0].code_interpreter
-
-    @property
-    def logs(self) -> str:
-        return "".join(o.logs for o in self.call.outputs if o.type == "logs")
-
-
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     root = tmp_path_factory.mktemp("gateway")
     with start_gateway(root / "gateway-home") as gateway:
         config = ServerConfig(
             data_dir=root / "data",
-            cassettes=(write_cassette(root / "cassette.jsonl", cassette()),),
+            cassettes=(write_cassette(root / "cassette.jsonl", code_cassette(SCRIPTS)),),
             code_timeout=CODE_TIMEOUT,
             code_pool_size=1,
             kernel_gateway_url=gateway.url,
@@ -133,37 +105,7 @@ def gateway_kernels(gateway: Gateway) -> list[dict[str, Any]]:
 
 def ask(served: Served, text: str, thread_id: str | None = None, **message: Any) -> Outcome:
     """Post ``text`` and stream a run to its end over the real SDK."""
-    return ask_with(served.client, served.assistant_id, text, thread_id, **message)
-
-
-def ask_with(
-    client: openai.OpenAI,
-    assistant_id: str,
-    text: str,
-    thread_id: str | None = None,
-    **message: Any,
-) -> Outcome:
-    """``ask`` for any server."""
-    thread_id = thread_id or client.beta.threads.create().id
-    client.beta.threads.messages.create(thread_id, role="user", content=text, **message)
-    with client.beta.threads.runs.with_streaming_response.create(
-        thread_id=thread_id, assistant_id=assistant_id, stream=True
-    ) as response:
-        events = sse_events(response.iter_bytes())
-    run = client.beta.threads.runs.retrieve(events[0][1]["id"], thread_id=thread_id)
-    steps = client.beta.threads.runs.steps.list(run.id, thread_id=thread_id, order="asc").data
-    messages = client.beta.threads.messages.list(thread_id, run_id=run.id).data
-    return Outcome(events, run, steps[0], messages[0] if messages else None)
-
-
-def streamed_outputs(events: list[tuple[str, Any]]) -> list[dict[str, Any]]:
-    """Every ``code_interpreter.outputs`` entry streamed in step deltas, in order."""
-    found = []
-    for name, data in events:
-        if name == "thread.run.step.delta":
-            for call in data["delta"]["step_details"]["tool_calls"]:
-                found += call.get("code_interpreter", {}).get("outputs", [])
-    return found
+    return ask_code(served.client, served.assistant_id, text, thread_id, **message)
 
 
 def test_run_on_a_gateway_kernel_streams_its_logs_and_a_plot(served: Served) -> None:
@@ -225,7 +167,7 @@ def test_a_channel_dropped_by_a_proxy_is_reopened_and_the_kernel_kept(
     proxy = CuttableProxy(served.gateway.url)  # e.g. a load balancer's idle timeout
     config = ServerConfig(
         tmp_path / "data",
-        cassettes=(write_cassette(tmp_path / "cassette.jsonl", cassette()),),
+        cassettes=(write_cassette(tmp_path / "cassette.jsonl", code_cassette(SCRIPTS)),),
         code_pool_size=0,
         code_timeout=20,
         kernel_gateway_url=proxy.url,
@@ -237,9 +179,9 @@ def test_a_channel_dropped_by_a_proxy_is_reopened_and_the_kernel_kept(
             assistant_id = client.beta.assistants.create(
                 model="replay", tools=[{"type": "code_interpreter"}]
             ).id
-            first = ask_with(client, assistant_id, "set x")
+            first = ask_code(client, assistant_id, "set x")
             proxy.cut()
-            again = ask_with(client, assistant_id, "use x", first.run.thread_id)
+            again = ask_code(client, assistant_id, "use x", first.run.thread_id)
     finally:
         proxy.close()
     assert again.run.status == "completed"
@@ -293,7 +235,7 @@ def test_a_spawned_server_gets_the_gateway_token_through_its_environment(
     gateway = served.gateway
     config = ServerConfig(
         tmp_path / "data",
-        cassettes=(write_cassette(tmp_path / "cassette.jsonl", cassette()),),
+        cassettes=(write_cassette(tmp_path / "cassette.jsonl", code_cassette(SCRIPTS)),),
         code_pool_size=0,
         kernel_gateway_url=gateway.url,
         kernel_gateway_token=gateway.token,
@@ -306,7 +248,7 @@ def test_a_spawned_server_gets_the_gateway_token_through_its_environment(
         assistant = client.beta.assistants.create(
             model="replay", tools=[{"type": "code_interpreter"}]
         )
-        result = ask_with(client, assistant.id, "again")
+        result = ask_code(client, assistant.id, "again")
     assert result.logs == "back\n"  # the gateway took the token
     assert gateway.url in argv and gateway.token not in argv
     out, err = capfd.readouterr()
@@ -319,7 +261,7 @@ def test_an_unreachable_gateway_fails_the_run_with_the_fix(tmp_path: Path) -> No
         url = f"http://127.0.0.1:{probe.getsockname()[1]}"
     config = ServerConfig(
         tmp_path / "data",
-        cassettes=(write_cassette(tmp_path / "cassette.jsonl", cassette()),),
+        cassettes=(write_cassette(tmp_path / "cassette.jsonl", code_cassette(SCRIPTS)),),
         code_pool_size=0,
         kernel_gateway_url=url,
         kernel_gateway_token="not-shown",
@@ -329,7 +271,7 @@ def test_an_unreachable_gateway_fails_the_run_with_the_fix(tmp_path: Path) -> No
         assistant = client.beta.assistants.create(
             model="replay", tools=[{"type": "code_interpreter"}]
         )
-        result = ask_with(client, assistant.id, "again")
+        result = ask_code(client, assistant.id, "again")
     assert result.run.status == "failed"
     message = result.run.last_error.message
     assert f"no Jupyter Enterprise Gateway answers at {url}" in message
