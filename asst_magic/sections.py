@@ -64,7 +64,7 @@ def details(summary: str, body: str, *, open_: bool, kind: str, tone: str = MUTE
 
 
 def code_html(highlighted: str, summary: str, *, open_: bool) -> str:
-    """The code step: its Pygments HTML under a "Ran code · N lines · T s" summary."""
+    """The code step: its highlighted HTML under a "Ran code · N lines · T s" summary."""
     return details(html.escape(summary), highlighted, open_=open_, kind="code")
 
 

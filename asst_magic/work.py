@@ -124,7 +124,7 @@ def render_call(work: Work, snap: Snapshot) -> list[Output]:
 
 
 def code_block(body: str) -> str:
-    """The highlighted block around ``body`` (Pygments spans; the live view's slot)."""
+    """The highlighted block around ``body`` (token spans; the live view's slot)."""
     return f'{CODE_CSS}<div class="highlight asst-code"><pre><span></span>{body}</pre></div>\n'
 
 

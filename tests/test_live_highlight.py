@@ -9,12 +9,14 @@ import re
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pygments.lexers import PythonLexer
 from pygments.token import STANDARD_TYPES
 
 import asst_magic.live.highlight as highlight_module
 from asst_magic.live.highlight import GrowingCode, highlight_code
-from asst_magic.live.pylex import tokens
+from asst_magic.live.pylex import format_html, tokens
 
 ROOT = Path(__file__).parents[1]
 SOURCES = sorted((ROOT / "asst_magic").rglob("*.py"))
@@ -154,3 +156,23 @@ def test_an_open_multi_line_string_stays_open_until_it_closes() -> None:
     assert "x" in done and '"""a' in open_html  # the string's lines wait for its end
     done, open_html = grown.feed('x = 1\ns = """a\nb\n"""\ny')
     assert '"""a' in done and open_html == "y"
+
+
+PIECES = [*"abfr_xi019.e+-*/@=:#'\"\\{}()[] \t\n", "def ", "import ", '"""', "match "]
+PYTHONISH = st.lists(st.sampled_from(PIECES), max_size=60).map("".join)
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(code=PYTHONISH, cuts=st.lists(st.integers(0, 120), max_size=6))
+def test_any_text_shows_exactly_and_grows_into_the_one_pass_html(
+    code: str, cuts: list[int]
+) -> None:
+    whole = one_pass(code)
+    assert text_of(whole) == code.strip("\n") + "\n"
+    grown, committed, open_html = GrowingCode(), "", ""
+    for at in [*sorted(cuts), len(code)]:
+        done, open_html = grown.feed(code[:at])
+        committed += done
+    text = code.lstrip("\n")
+    if text.strip("\n"):
+        assert committed + open_html == format_html(tokens(text)[0]).removesuffix("\n")
