@@ -413,13 +413,13 @@ class AssistantMagics(Magics):
         self._threads[name] = snap.thread_id or self._threads.get(name)
 
     def _history(self) -> None:
-        if self.thread_id is None:
+        from asst_magic.turns import read_turns, show_history
+
+        if (thread_id := self.thread_id) is None:
             raise UsageError("No thread yet: run an %%assistant cell or `%asst_thread ID` first.")
-        backend = self._backend(None)
-        snap = Snapshot(thread_id=self.thread_id, run={"status": "history"})
-        for name, data in backend.history(self.thread_id):
-            apply(snap, name, data)
-        self._view().finish(snap)
+        turns = read_turns(self._backend(None).history(thread_id), thread_id)
+        pub = self._shell.display_pub if self._mode() == "widget" else None
+        show_history(turns, thread_id, pub, collapse=self.collapse)
 
     def _mode(self) -> str:
         """``widget`` or ``text``: the ``display`` setting, with ``auto`` decided."""

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["DOLLAR", "for_display"]
+__all__ = ["DOLLAR", "close_fence", "for_display", "html_block"]
 
 #: A literal dollar sign: MathJax skips the element, Markdown unescapes the ``\\$``.
 DOLLAR = '<span class="mathjax_ignore">\\$</span>'
@@ -39,6 +39,37 @@ def for_display(text: str, *, streaming: bool = False) -> str:
         else:
             out.append(_prose(chunk, streaming=streaming and last))
     return "".join(out)
+
+
+def close_fence(text: str) -> str:
+    """``text`` with a code fence it leaves open closed, so what follows it stays outside.
+
+    >>> close_fence("```python\\nx = 1")
+    '```python\\nx = 1\\n```'
+    """
+    blocks = _blocks(text)
+    return text + _close_fence(blocks[-1][1]) if blocks and blocks[-1][0] else text
+
+
+# In HTML text, these entities read as the characters; in Markdown they keep a raw HTML
+# block on one line (a blank line would end it) and out of math and code-span pairing.
+_TEXT_ENTITIES = str.maketrans({"\n": "&#10;", "$": "&#36;", "\\": "&#92;", "`": "&#96;"})
+_TAG_ENTITIES = str.maketrans({"\n": " ", "$": "&#36;", "\\": "&#92;", "`": "&#96;"})
+_TAG_OR_TEXT = re.compile(r"<[^>]*>|[^<]+")
+
+
+def html_block(markup: str) -> str:
+    """HTML as one raw line of Markdown that shows as the HTML itself does.
+
+    Markdown ends a raw HTML block at a blank line, and JupyterLab pairs ``$`` and
+    backticks across the whole source before it parses; entities avoid both.
+
+    >>> html_block("<pre>a\\n\\n$x</pre>")
+    '<pre>a&#10;&#10;&#36;x</pre>'
+    """
+    return _TAG_OR_TEXT.sub(
+        lambda m: m[0].translate(_TAG_ENTITIES if m[0][0] == "<" else _TEXT_ENTITIES), markup
+    )
 
 
 def _blocks(text: str) -> list[tuple[bool, str]]:

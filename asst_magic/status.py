@@ -17,7 +17,7 @@ from asst_magic.accumulate import Snapshot
 from asst_magic.sections import IGNORE_MATH, MUTED
 from asst_magic.work import Look, ended, phase
 
-__all__ = ["status_line", "status_output", "status_parts", "status_text"]
+__all__ = ["run_mark", "status_line", "status_output", "status_parts", "status_text"]
 
 Output = dict[str, Any]
 
@@ -93,6 +93,31 @@ def _codephase(snap: Snapshot, elapsed: float | None) -> str | None:
         return None
     look = Look("none", elapsed)
     return phase(calls[-1], step, snap, look, last=True)
+
+
+_MARKS = {
+    "failed": "✗ failed",
+    "expired": "✗ expired",
+    "cancelled": "■ cancelled",
+    "cancelling": "■ cancelling",
+}
+
+
+def run_mark(run: dict[str, Any]) -> tuple[str, str] | None:
+    """How the history marks a run that did not complete: a short mark, and the whole line.
+
+    From the run object alone (``status``, ``last_error``, ``incomplete_details``).
+
+    >>> run_mark({"status": "failed", "last_error": {"code": "server_error", "message": "Down."}})
+    ('✗ failed', '✗ failed: Down.')
+    """
+    status = str(run.get("status") or "completed")
+    if status == "completed":
+        return None
+    word = _MARKS.get(status) or _status_word(Snapshot(run=run), None)
+    error = run.get("last_error") or {}
+    reason = error.get("message") or error.get("code")
+    return word.split(":")[0], f"{word}: {reason}" if reason else word
 
 
 def status_output(snap: Snapshot, elapsed: float | None = None) -> Output:

@@ -97,11 +97,9 @@ def test_next_cell_continues_the_thread_and_history_shows_both(
     shell.display_pub.outputs.clear()
     shell.run_line_magic("asst_thread", "history")
     assert plain(shell.display_pub.saved) == [
-        "You: hello",
-        "Hello **world**!",
-        "You: and again",
-        "Still here.",
-        f"history of {thread} · 4 messages",
+        "You: hello\nHello **world**!",
+        "You: and again\nStill here.",
+        f"history of {thread} · 2 turns · 4 messages",
     ]
 
 
