@@ -1,4 +1,5 @@
-"""How runs look in JupyterLab, light and dark: math, errors, wide output, sections, no flash.
+"""How runs look in JupyterLab, light and dark: math, errors, wide output, sections, no flash,
+and the history as turns (separated, older ones folded, failed and cancelled runs marked).
 
 Drives Debian's chromium with Playwright against a real JupyterLab and kernel. The
 quickstart shows the first-cell "Starting…" line and the swap from the live widget
@@ -12,6 +13,7 @@ the harder cases. Screenshots: ``test-artifacts/browser/``; with
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 from pathlib import Path
@@ -23,6 +25,7 @@ from test_jupyterlab import (
     JS_ALL_EXECUTED,
     JS_CELL_NODE,
     JS_KERNEL_IDLE,
+    JS_PANEL,
     NOTEBOOK,
     QUESTION_CELL,
     _slow_down_cassette,
@@ -64,7 +67,9 @@ TOUR_CELLS = {
     "error": "What is in the revenue column?",
     "function": "Weather in Paris?",
     "failed": "Which model answers?",
+    "cancelled": "Tell me a long story.",  # ■ pressed while it streams
 }
+HISTORY_CELL = "%asst_thread history"
 
 # ── JavaScript run in the page ──────────────────────────────────────────────────────
 
@@ -140,6 +145,68 @@ JS_COLOURS = """(node) => {
   return out;
 }"""
 
+JS_RUN_CELL = f"""async ([path, marker]) => {{
+  const panel = ({JS_PANEL})(path);
+  panel.content.activeCellIndex = panel.content.widgets.findIndex(
+    c => c.model.sharedModel.getSource().includes(marker));
+  await window.jupyterapp.commands.execute('notebook:run-cell');
+}}"""
+
+JS_TURNS = """(node) => {
+  // A folded <details> keeps its content laid out but unrendered (content-visibility).
+  const shown = (el) => !!el && el.checkVisibility() && el.getBoundingClientRect().height > 0;
+  const outputs = Array.from(node.querySelectorAll('.jp-OutputArea-output'));
+  return {
+    perOutput: outputs.map(o => o.querySelectorAll('details.asst-turn').length)
+      .filter(n => n > 0),
+    turns: Array.from(node.querySelectorAll('details.asst-turn')).map(t => {
+      const summary = t.querySelector(':scope > summary');
+      const style = getComputedStyle(summary);
+      const body = Array.from(t.children).filter(c => c !== summary);
+      const box = t.getBoundingClientRect();
+      return {open: t.open, summary: summary.innerText, text: t.innerText,
+              top: box.top, bottom: box.bottom, bodyShown: body.some(shown),
+              rule: parseFloat(getComputedStyle(t).borderTopWidth),
+              ruleStyle: getComputedStyle(t).borderTopStyle,
+              summaryHeight: summary.getBoundingClientRect().height,
+              lineHeight: parseFloat(style.lineHeight) || 1.4 * parseFloat(style.fontSize),
+              math: t.querySelectorAll('mjx-container').length,
+              plainMath: t.querySelectorAll(
+                'summary mjx-container, .asst-status mjx-container').length,
+              status: Array.from(t.querySelectorAll('.asst-status')).map(s => s.innerText),
+              folded: t.querySelectorAll('details.asst-code:not([open])').length};
+    }),
+  };
+}"""
+
+JS_MARK_COLOURS = """(node) => {
+  const rgb = (c) => (c.match(/[\\d.]+/g) || []).slice(0, 3).map(Number);
+  const lum = ([r, g, b]) => {
+    const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; };
+    return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+  };
+  let bg = null;
+  for (let el = node; el && !bg; el = el.parentElement) {
+    const c = getComputedStyle(el).backgroundColor;
+    if (c && !c.startsWith('rgba(0, 0, 0, 0)') && c !== 'transparent') bg = rgb(c);
+  }
+  bg = bg || [255, 255, 255];
+  const colour = (el) => getComputedStyle(el).color;
+  const contrast = (c) => {
+    const [a, b] = [lum(rgb(c)), lum(bg)];
+    return (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+  };
+  const turns = Array.from(node.querySelectorAll('details.asst-turn'));
+  return turns.map(t => {
+    const mark = t.querySelector('summary .asst-mark');
+    const status = t.querySelector('.asst-status');
+    const question = t.querySelector('summary');
+    return {mark: mark && colour(mark), status: status && colour(status),
+            markContrast: mark && contrast(colour(mark)),
+            questionContrast: contrast(colour(question))};
+  });
+}"""
+
 JS_SET_THEME = """async (theme) => {
   await window.jupyterapp.commands.execute('apputils:change-theme', {theme});
 }"""
@@ -181,11 +248,20 @@ def test_tour_reads_well_in_light_and_dark(lab: Any, page: Any, artifacts: Path)
     shutil.copyfile(HERE / "tour.jsonl", lab.root / "tour.jsonl")
     _write_tour(lab.root / TOUR)
     _open_with_kernel(page, lab, TOUR)
-    page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
-    page.wait_for_function(JS_ALL_EXECUTED, arg=TOUR, timeout=RUN_TIMEOUT)
     cells = {name: _cell(page, TOUR, text) for name, text in TOUR_CELLS.items()}
+    history = _cell(page, TOUR, HISTORY_CELL)
+    page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
+    _press_stop_while_it_streams(page, cells["cancelled"])
+    for name in ("failed", "cancelled"):
+        page.wait_for_function(
+            "(node) => !!node.querySelector('.asst-status.asst-final')", arg=cells[name]
+        )
+    # "Run All" stopped at the ■; a cell queued before the kernel is idle again is dropped.
+    page.wait_for_function(JS_KERNEL_IDLE, arg=TOUR, timeout=RUN_TIMEOUT)
+    page.evaluate(JS_RUN_CELL, [TOUR, HISTORY_CELL])
+    page.wait_for_function(JS_ALL_EXECUTED, arg=TOUR, timeout=RUN_TIMEOUT)
     page.wait_for_function(
-        "(node) => !!node.querySelector('.asst-status.asst-final')", arg=cells["failed"]
+        "(node) => node.querySelectorAll('details.asst-turn').length > 0", arg=history
     )
     for theme, name in (("JupyterLab Light", "light"), ("JupyterLab Dark", "dark")):
         page.evaluate(JS_SET_THEME, theme)
@@ -198,7 +274,9 @@ def test_tour_reads_well_in_light_and_dark(lab: Any, page: Any, artifacts: Path)
         _assert_wide_output_scrolls(cells["wide"])
         _assert_folds_and_unfolds(cells["function"], "details.asst-function", '"city": "Paris"')
         _assert_readable_colours(cells["error"], dark=name == "dark")
-        for key, cell in cells.items():
+        _assert_history_reads_as_turns(history, artifacts / f"tour-{name}-history-open.png")
+        _assert_turns_are_marked(history)
+        for key, cell in {**cells, "history": history}.items():
             cell.scroll_into_view_if_needed()
             cell.screenshot(path=artifacts / f"tour-{name}-{key}.png")
 
@@ -272,14 +350,94 @@ def _assert_readable_colours(cell: Any, *, dark: bool) -> None:
     assert colours["summary"] >= 2.5 and colours["status"] >= 2.5, colours
 
 
+def _assert_history_reads_as_turns(cell: Any, screenshot: Path) -> None:
+    """One output per turn under a rule; older turns folded to one line, the newest open."""
+    shown = cell.evaluate(JS_TURNS)
+    turns = shown["turns"]
+    assert shown["perOutput"] == [1] * len(TOUR_CELLS), shown["perOutput"]
+    questions = [t["summary"].split(" · ")[0] for t in turns]
+    assert questions == [f"You {text}" for text in TOUR_CELLS.values()], questions
+    for before, after in itertools.pairwise(turns):
+        assert after["top"] >= before["bottom"], "turns overlap"
+    for turn in turns:
+        assert turn["rule"] >= 1 and turn["ruleStyle"] == "solid", "no rule above a turn"
+        assert turn["summaryHeight"] < 2 * turn["lineHeight"], f"two lines: {turn['summary']}"
+        assert turn["plainMath"] == 0, f"math in a summary or status line: {turn['text']!r}"
+    *older, newest = turns
+    assert newest["open"] and newest["bodyShown"], "the newest turn is not open"
+    for turn in older:
+        assert not turn["open"] and not turn["bodyShown"], f"not folded: {turn['summary']}"
+    assert turns[1]["folded"] == 1, "the code step inside a turn is not folded"
+    # The first turn unfolds with its answer as a run showed it (math typeset, $ as text).
+    first = cell.query_selector("details.asst-turn")
+    assert "$1.2M" not in first.inner_text()
+    first.query_selector("summary").click()
+    opened = cell.evaluate(JS_TURNS)["turns"][0]
+    assert opened["open"] and opened["bodyShown"]
+    assert "$1.2M" in opened["text"] and "US$0.9M" in opened["text"], opened["text"]
+    assert opened["math"] == 2, "the two formulas did not render in the history"
+    first.query_selector("summary").click()
+    assert not cell.evaluate(JS_TURNS)["turns"][0]["open"]
+    # Every turn opened: the work shows as in a run, and no markup leaks out as text.
+    folded = cell.query_selector_all("details.asst-turn:not([open]) > summary")
+    for summary in folded:
+        summary.click()
+    text = cell.inner_text()
+    for leak in ("<details", "<div", "&#", "</", "@@"):
+        assert leak not in text, f"{leak!r} shows as text in the history"
+    assert "df['revenue']" in text and "quarterly_revenue_21" in text, text
+    assert "Could not get source" not in text
+    cell.scroll_into_view_if_needed()
+    cell.screenshot(path=screenshot)
+    for summary in folded:
+        summary.click()
+
+
+def _assert_turns_are_marked(cell: Any) -> None:
+    """The failed and the cancelled run are marked in their summaries and at their ends."""
+    names = list(TOUR_CELLS)
+    failed_at, cancelled_at = names.index("failed"), names.index("cancelled")
+    turns = cell.evaluate(JS_TURNS)["turns"]
+    failed, cancelled = turns[failed_at], turns[cancelled_at]
+    assert failed["summary"].endswith(" · ✗ failed"), failed["summary"]
+    assert cancelled["summary"].endswith(" · ■ cancelled"), cancelled["summary"]
+    assert cancelled["status"] == ["■ cancelled"] and "Once upon" in cancelled["text"]
+    assert "word by word." not in cancelled["text"], "the cancelled run kept streaming"
+    for n, turn in enumerate(turns):
+        if n not in (failed_at, cancelled_at):  # completed runs carry no mark
+            assert " · " not in turn["summary"] and not turn["status"], turn["summary"]
+    summary = cell.query_selector_all("details.asst-turn > summary")[failed_at]
+    summary.click()
+    [line] = cell.evaluate(JS_TURNS)["turns"][failed_at]["status"]
+    assert line.startswith("✗ failed: No model: set $ASST_MAGIC_CASSETTE"), line
+    colours = cell.evaluate(JS_MARK_COLOURS)
+    summary.click()
+    red, grey = colours[failed_at], colours[cancelled_at]
+    assert red["mark"] == red["status"] != grey["mark"], colours  # the error colour
+    assert red["markContrast"] >= 3 and grey["markContrast"] >= 2.5, colours
+    assert all(c["questionContrast"] >= 4.5 for c in colours), colours
+
+
 # ── helpers ─────────────────────────────────────────────────────────────────────────
+
+
+def _press_stop_while_it_streams(page: Any, cell: Any) -> None:
+    """The ■ button (interrupt the kernel) once the live answer shows its first words."""
+    page.wait_for_function(
+        "(node) => (node.querySelector('.asst-live')?.innerText || '').includes('Once upon')",
+        arg=cell,
+        timeout=RUN_TIMEOUT,
+    )
+    page.evaluate("() => window.jupyterapp.commands.execute('notebook:interrupt-kernel')")
 
 
 def _write_tour(path: Path) -> None:
     notebook = nbformat.v4.new_notebook()
-    notebook.cells = [nbformat.v4.new_code_cell(TOUR_SETUP)] + [
-        nbformat.v4.new_code_cell(f"%%assistant\n{text}") for text in TOUR_CELLS.values()
-    ]
+    notebook.cells = (
+        [nbformat.v4.new_code_cell(TOUR_SETUP)]
+        + [nbformat.v4.new_code_cell(f"%%assistant\n{text}") for text in TOUR_CELLS.values()]
+        + [nbformat.v4.new_code_cell(HISTORY_CELL)]
+    )
     notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3"}
     nbformat.write(notebook, path)
 
