@@ -97,8 +97,9 @@ def _closes(line: str, fence: str) -> bool:
 
 
 def _close_fence(chunk: str) -> str:
-    match = _FENCE.match(chunk)
-    if match is None or (chunk.count("\n") > 0 and _closes(chunk.splitlines()[-1], match["fence"])):
+    match, lines = _FENCE.match(chunk), chunk.splitlines()
+    # The opening line is never its own closing one ("~~~\n" is open).
+    if match is None or (len(lines) > 1 and _closes(lines[-1], match["fence"])):
         return ""
     return ("" if chunk.endswith("\n") else "\n") + match.group("fence")
 

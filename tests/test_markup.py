@@ -1,10 +1,13 @@
-"""Math only where the author meant math; half-written Markdown closed while it streams."""
+"""Math only where the author meant math; half-written Markdown closed while it streams;
+raw HTML kept whole inside Markdown."""
 
 from __future__ import annotations
 
+import html
+
 import pytest
 
-from asst_magic.markup import DOLLAR, for_display
+from asst_magic.markup import DOLLAR, close_fence, for_display, html_block
 
 D = DOLLAR
 
@@ -59,6 +62,7 @@ STREAMING = [
     ("```python\nimport pandas", "```python\nimport pandas\n```"),
     ("```python\nimport pandas\n", "```python\nimport pandas\n```"),
     ("~~~\nx", "~~~\nx\n~~~"),
+    ("~~~\n", "~~~\n~~~"),  # the opening line alone does not close itself
     ("$$\\hat{\\beta} = (X", "$$\\hat{\\beta} = (X$$"),
     ("**bold `code", "**bold `code`**"),
     ("done **a** and `b`", "done **a** and `b`"),
@@ -76,3 +80,28 @@ def test_half_written_markdown_is_closed_provisionally(text: str, shown: str) ->
 @pytest.mark.parametrize(("text", "_"), STREAMING)
 def test_a_finished_text_is_never_closed_for_the_author(text: str, _: str) -> None:
     assert not for_display(text).endswith(("**", "`", "$$")) or text.endswith(("**", "`"))
+
+
+# raw HTML in a Markdown output (a history turn) -> one line, nothing for math or code spans
+HTML_BLOCKS = [
+    ("<pre>a\n\nb</pre>", "<pre>a&#10;&#10;b</pre>"),  # a blank line would end the block
+    ('<div\nclass="x">', '<div class="x">'),  # inside a tag a newline is only a space
+    ("<pre>$5 and $x$</pre>", "<pre>&#36;5 and &#36;x&#36;</pre>"),
+    ("<code>`a` \\(b\\)</code>", "<code>&#96;a&#96; &#92;(b&#92;)</code>"),
+    ('<a title="$1">x</a>', '<a title="&#36;1">x</a>'),
+    ("<b>a &lt; b</b>", "<b>a &lt; b</b>"),
+]
+
+
+@pytest.mark.parametrize(("markup", "block"), HTML_BLOCKS)
+def test_html_becomes_one_raw_markdown_line_that_shows_the_same(markup: str, block: str) -> None:
+    assert html_block(markup) == block
+    # The same characters once the browser reads the entities.
+    assert html.unescape(block) == html.unescape(markup.replace("<div\nclass", "<div class"))
+
+
+def test_close_fence_closes_only_an_open_fence() -> None:
+    assert close_fence("Text\n```python\nx = 1") == "Text\n```python\nx = 1\n```"
+    assert close_fence("~~~\n") == "~~~\n~~~"
+    assert close_fence("```\nx\n```\nafter") == "```\nx\n```\nafter"
+    assert close_fence("no fence") == "no fence"
