@@ -31,7 +31,8 @@ function renderMarkdown(text) {
 
 // Half-written Markdown closed for display only (the text itself only grows): an open
 // code fence, $$ block, code span or ** is closed, so no raw markers flash while it
-// streams. The same rules as asst_magic/markup.py (tested there).
+// streams. The same rules as asst_magic/markup.py: tests/browser/test_live_markdown.py
+// runs this in chromium on a growing answer and compares the two.
 function closeOpen(text) {
   const lines = text.split("\n");
   let fence = null;
@@ -229,3 +230,4 @@ function render({ model, el }) {
 }
 
 export default { render };
+export { closeOpen }; // for tests/browser/test_live_markdown.py
