@@ -195,3 +195,19 @@ def test_history_marks_the_runs_as_the_server_has_them(
     ]
     assert [" open" in turn_tags(t)[0] for t in turns] == [False] * 4 + [True]
     assert last["data"]["text/plain"] == f"history of {thread_id} · 5 turns · 9 messages"
+
+
+def test_history_in_plain_text_prints_the_turns_and_their_marks(
+    shell: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cell(shell, "hello")
+    cell(shell, "fail please")
+    thread_id = magics(shell).thread_id
+    magics(shell).display = "text"
+    capsys.readouterr()
+    shell.run_line_magic("asst_thread", "history")
+    assert capsys.readouterr().out == (
+        "You: hello\nHello **world**!\n\n"
+        "You: fail please\n[✗ failed: the model exploded]\n\n"
+        f"[history of {thread_id} · 2 turns · 3 messages]\n"
+    )
