@@ -6,6 +6,7 @@ and checks each mark against the server's own run objects (``runs.list``).
 
 from __future__ import annotations
 
+import base64
 import re
 import sys
 from html.parser import HTMLParser
@@ -211,3 +212,15 @@ def test_history_in_plain_text_prints_the_turns_and_their_marks(
         "You: fail please\n[✗ failed: the model exploded]\n\n"
         f"[history of {thread_id} · 2 turns · 3 messages]\n"
     )
+
+
+def test_a_plot_in_the_history_is_an_inline_image_inside_its_turn(shell: Any) -> None:
+    cell(shell, "plot it")
+    shell.display_pub.outputs.clear()
+    shell.run_line_magic("asst_thread", "history")
+    turn, _ = shell.display_pub.saved
+    assert set(turn["data"]) == {"text/markdown", "text/plain"}  # one output, no image apart
+    shown = markdown(turn)
+    images = re.findall(r'<img src="data:image/png;base64,([A-Za-z0-9+/=]+)" alt="[^"]*">', shown)
+    assert len(images) == 1 and base64.b64decode(images[0]).startswith(b"\x89PNG")
+    assert shown.index("Ran code") < shown.index("<img") < shown.index("Here is the plot.")
