@@ -3,22 +3,19 @@
 from __future__ import annotations
 
 import contextlib
-import importlib.util
-import os
 from collections.abc import Callable, Generator, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
-from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
+from IPython.core.magic import cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
-from traitlets import Bool, Enum, Float, Int, Unicode
 
 from asst_magic.accumulate import Snapshot, apply
 from asst_magic.backends.base import Backend, BackendError, RunEvent, RunRequest
 from asst_magic.parse import interpolate
-from asst_magic.render import COLLAPSE
 from asst_magic.result import RunResult
+from asst_magic.settings import AssistantSettings
 from asst_magic.usage import EMPTY, EXAMPLES, cell_usage
 
 if TYPE_CHECKING:
@@ -50,66 +47,8 @@ class RunInterrupted(KeyboardInterrupt):
 
 
 @magics_class
-class AssistantMagics(Magics):
+class AssistantMagics(AssistantSettings):
     """Talk to an assistant from notebook cells; the conversation continues cell to cell."""
-
-    backend = Enum(
-        ("auto", "local", "assistants"),
-        default_value="auto",
-        help="Where runs happen. auto: `assistants` when ASSISTANT_ID and OPENAI_BASE_URL "
-        "(or AZURE_OPENAI_ENDPOINT) are set, else the built-in `local` server.",
-    ).tag(config=True)
-    model = Unicode(
-        "",
-        help="Model of the local server's default assistant. Empty: `replay` when a cassette "
-        "is set, else $ASST_MAGIC_MODEL, else the live endpoint's model when one is configured "
-        "(ASST_MAGIC_MODEL_URL, OPENAI_API_KEY or AZURE_OPENAI_ENDPOINT), else `replay`.",
-    ).tag(config=True)
-    assistant_id = Unicode("", help="Assistant to use (default: the local default one).").tag(
-        config=True
-    )
-    instructions = Unicode("", help="Extra instructions for every run.").tag(config=True)
-    cassette = Unicode(
-        "",
-        help="Replay cassette file(s) for the local server, os.pathsep-separated "
-        "(default: $ASST_MAGIC_CASSETTE).",
-    ).tag(config=True)
-    repaint_hz = Float(25.0, help="Most repaints per second of the live output.").tag(config=True)
-    display = Enum(
-        ("auto", "widget", "text"),
-        default_value="auto",
-        help="Live widget, or plain text on stdout; auto picks the widget in a Jupyter kernel.",
-    ).tag(config=True)
-    files_dir = Unicode(
-        "assistant_files", help="Where files the assistant makes are saved (links point here)."
-    ).tag(config=True)
-    code_sandbox = Enum(
-        ("", "auto", "required", "off"),
-        default_value="",
-        help="The local server's code sandbox (bubblewrap on Linux). auto: sandboxed where "
-        "it can run, else unconfined with a warning; required: refuse to run code without "
-        "it; off: unconfined. Empty: $ASST_MAGIC_CODE_SANDBOX, else auto.",
-    ).tag(config=True)
-    code_network = Bool(
-        False,
-        help="Let the local server's sandboxed code use the network (pip install, web "
-        "fetches); also on when $ASST_MAGIC_CODE_NETWORK=1.",
-    ).tag(config=True)
-    save_images = Bool(
-        False,
-        help="Also save plots in files_dir (they are always shown; files the code writes "
-        "are always saved). Plain-text display saves them, as it cannot show them.",
-    ).tag(config=True)
-    collapse = Enum(
-        COLLAPSE,
-        default_value="code",
-        help="What folds once it is done: `code` (code steps and function calls; their "
-        "output stays), `all` (their output too) or `none`. Sections are open while they run.",
-    ).tag(config=True)
-    max_var_bytes = Int(
-        32 * 1024 * 1024,
-        help="Largest value (encoded bytes) that `--var` sends and `%asst_get` accepts.",
-    ).tag(config=True)
 
     def __init__(
         self,
@@ -119,8 +58,7 @@ class AssistantMagics(Magics):
         launcher: Callable[[Any], Any] | None = None,
     ) -> None:
         """``environ`` and ``launcher`` (how the local server starts) are seams for tests."""
-        super().__init__(shell=shell)
-        self.environ = os.environ if environ is None else environ
+        super().__init__(shell=shell, environ=environ)
         self._launcher = launcher
         self._threads: dict[str, str | None] = {}  # backend name -> its current thread
         self._backends: dict[str, tuple[Any, Backend]] = {}
@@ -324,36 +262,6 @@ class AssistantMagics(Magics):
         cached = self._backends.get(name)
         return name == "local" and (cached is None or cached[0] != self._server_settings(name))
 
-    def _cassette(self) -> str:
-        return self.cassette or self.environ.get("ASST_MAGIC_CASSETTE", "")
-
-    def _server_settings(self, name: str) -> Any:
-        """What the backend was built from: a change means building it again."""
-        if name == "local":
-            data_dir = self.environ.get("ASST_MAGIC_DATA_DIR", "")
-            return (name, self._cassette(), data_dir, *self._code_settings())
-        return (name,)
-
-    def _code_settings(self) -> tuple[str, bool]:
-        """The local server's code sandbox mode and network switch (setting, else env)."""
-        env = self.environ
-        mode = self.code_sandbox or env.get("ASST_MAGIC_CODE_SANDBOX") or "auto"
-        network = env.get("ASST_MAGIC_CODE_NETWORK", "").strip().lower() in ("1", "true", "yes")
-        return mode, self.code_network or network
-
-    def _model(self) -> str:
-        """The ``model`` setting, or what the environment implies (see its help)."""
-        env = self.environ
-        if self.model:
-            return self.model
-        if self._cassette():
-            return "replay"
-        if env.get("ASST_MAGIC_MODEL"):
-            return env["ASST_MAGIC_MODEL"]
-        live = ("ASST_MAGIC_MODEL_URL", "OPENAI_API_KEY", "AZURE_OPENAI_ENDPOINT")
-        # With an endpoint but no model name, the server uses the endpoint's default.
-        return "default" if any(env.get(v) for v in live) else "replay"
-
     def _make_backend(self, name: str) -> Backend:
         """A new backend; ``_backend`` then applies the client-side settings to it."""
         if name == "assistants":
@@ -420,13 +328,6 @@ class AssistantMagics(Magics):
         turns = read_turns(self._backend(None).history(thread_id), thread_id)
         pub = self._shell.display_pub if self._mode() == "widget" else None
         show_history(turns, thread_id, pub, collapse=self.collapse)
-
-    def _mode(self) -> str:
-        """``widget`` or ``text``: the ``display`` setting, with ``auto`` decided."""
-        if self.display != "auto":
-            return str(self.display)
-        kernel = getattr(self.shell, "kernel", None) is not None
-        return "widget" if kernel and importlib.util.find_spec("ipywidgets") else "text"
 
     def _view(self) -> View:
         from asst_magic.view import RunView, TextView
