@@ -176,3 +176,11 @@ def test_any_text_shows_exactly_and_grows_into_the_one_pass_html(
     text = code.lstrip("\n")
     if text.strip("\n"):
         assert committed + open_html == format_html(tokens(text)[0]).removesuffix("\n")
+
+
+def test_colours_do_not_depend_on_what_ipython_adds_to_builtins() -> None:
+    # A kernel's builtins hold display() and get_ipython(); the same code looks the same
+    # in a kernel, in the saved notebook's re-run, and here.
+    assert one_pass("display(df)\nget_ipython()\nprint(df)") == (
+        'display(df)\nget_ipython()\n<span class="nb">print</span>(df)\n'
+    )

@@ -59,14 +59,17 @@ _EXCEPTIONS = {
     for name, value in vars(builtins).items()
     if isinstance(value, type) and issubclass(value, BaseException)
 }
-_SITE = {"copyright", "credits", "license", "exit", "quit", "help"}  # not builtins proper
-_BUILTINS = (
-    {name for name in dir(builtins) if not name.startswith("_")}
-    - _CONSTANTS
-    - _PSEUDO
-    - _EXCEPTIONS
-    - _SITE
+# Spelled out, not read from ``builtins``: IPython adds ``display`` and ``get_ipython``
+# there, and the colours must not depend on where the code is shown.
+_BUILTIN_NAMES = (
+    "abs aiter all anext any ascii bin bool breakpoint bytearray bytes callable chr "
+    "classmethod compile complex delattr dict dir divmod enumerate eval exec filter float "
+    "format frozenset getattr globals hasattr hash hex id input int isinstance issubclass "
+    "iter len list locals map max memoryview min next object oct open ord pow print "
+    "property range repr reversed round set setattr slice sorted staticmethod str sum "
+    "super tuple type vars zip __import__"
 )
+_BUILTINS = frozenset(_BUILTIN_NAMES.split())
 _DEFINES = {"def": "nf", "class": "nc"}
 
 
@@ -76,6 +79,10 @@ class _Context:
     __slots__ = ("after", "at_start", "decorator", "namespace")
 
     def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        """Back to a line start: nothing seen yet."""
         self.after = ""  # the previous significant token's text
         self.at_start = True  # no significant token yet on this line
         self.namespace = False  # inside "import a.b" / "from a.b": names are modules
@@ -95,7 +102,7 @@ def tokens(text: str) -> tuple[list[Token], list[int]]:
         if kind == "nl":
             out.append(("", value))
             restarts.append(len(out))
-            context.__init__()  # type: ignore[misc]
+            context.reset()
         else:
             out.append((kind, value))
     if restarts and restarts[-1] == len(out):
@@ -112,7 +119,7 @@ def _scan(text: str, context: _Context) -> Iterator[Token]:
             continue
         kind = _classify(group, value, text, match.end(), context)
         context.after, context.at_start = value, False
-        if kind[:1] == "s" and "f" in value[:3].lower().partition(value.lstrip("rRbBuUfF")[:1])[0]:
+        if kind[:1] == "s" and "f" in _prefix(value).lower():
             yield from _fstring(value, kind)
         else:
             yield kind, value
@@ -188,10 +195,16 @@ def _starts_statement(text: str, end: int) -> bool:
     return bool(rest) and rest[0] not in "=.,):" and rest.endswith(":")
 
 
+def _prefix(value: str) -> str:
+    """A string literal's prefix (``r``, ``b``, ``f``, ``rb``, …)."""
+    return value[: len(value) - len(value.lstrip("rRbBuUfF"))]
+
+
 def _fstring(value: str, kind: str) -> Iterator[Token]:
     """An f-string as Pygments shows it: ``{``/``}`` and the code inside them as code."""
-    body = value.lstrip("rRbBuUfF")
-    yield "sa", value[: len(value) - len(body)]
+    prefix = _prefix(value)
+    body = value[len(prefix) :]
+    yield "sa", prefix
     quote = body[:3] if body[:3] in ('"""', "'''") else body[:1]
     closed = len(body) >= 2 * len(quote) and body.endswith(quote)
     inner = body[len(quote) : len(body) - len(quote) if closed else len(body)]
