@@ -19,6 +19,7 @@ from typing import Any
 from asst_magic.tracebacks import CodeError, tidy_traceback
 
 __all__ = [
+    "ERROR",
     "IGNORE_MATH",
     "MUTED",
     "call_summary",
@@ -34,7 +35,7 @@ __all__ = [
 #: Classes that keep MathJax 3 (JupyterLab) and MathJax 2 (nbviewer, classic) away.
 IGNORE_MATH = "mathjax_ignore tex2jax_ignore"
 MUTED = "color:var(--jp-ui-font-color2,#888)"
-_ERROR = "color:var(--jp-error-color1,#d9534f)"
+ERROR = "color:var(--jp-error-color1,#d9534f)"
 _MONO = "font-family:var(--jp-code-font-family,monospace);font-size:var(--jp-code-font-size,13px)"
 # No wrapping: wide output (a 22-column DataFrame) and long code lines scroll sideways.
 _PRE = f"margin:2px 0;{_MONO};white-space:pre;overflow-x:auto;line-height:1.35"
@@ -88,7 +89,7 @@ def thought_html(body: str, live: bool, open_: bool = False) -> str:
 
 def error_html(error: CodeError) -> str:
     """The error and the failing line, always shown; the whole traceback one click away."""
-    head = f'<div class="asst-error-message" style="{_ERROR};font-weight:bold;{_MONO}">'
+    head = f'<div class="asst-error-message" style="{ERROR};font-weight:bold;{_MONO}">'
     head += f"{html.escape(error.message)}</div>"
     if error.line is not None:
         where = html.escape(f"line {error.line}")
@@ -111,7 +112,7 @@ def function_html(
     fn = call.get("function") or {}
     name, arguments = fn.get("name") or "?", fn.get("arguments") or ""
     status = state.get("status") or ("done" if result is not None else "requested")
-    tone = _ERROR if status == "error" else MUTED
+    tone = ERROR if status == "error" else MUTED
     summary = f"<code>{html.escape(call_summary(name, arguments, None))}</code>"
     if result is not None:
         shown = _short(f"error: {result}" if status == "error" else repr(result), 60)
@@ -123,7 +124,7 @@ def function_html(
     if printed:
         body += f'<pre class="asst-printed" style="{_PRE};{MUTED}">{html.escape(printed)}</pre>'
     if result is not None:
-        style = f"{_PRE};{_ERROR}" if status == "error" else _PRE
+        style = f"{_PRE};{ERROR}" if status == "error" else _PRE
         body += f'<pre style="{style}">→ {html.escape(result)}</pre>'
     return details(summary, body, open_=open_, kind="function", tone=tone)
 

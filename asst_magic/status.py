@@ -14,14 +14,13 @@ import html
 from typing import Any
 
 from asst_magic.accumulate import Snapshot
-from asst_magic.sections import IGNORE_MATH, MUTED
+from asst_magic.sections import ERROR, IGNORE_MATH, MUTED
 from asst_magic.work import Look, ended, phase
 
 __all__ = ["run_mark", "status_line", "status_output", "status_parts", "status_text"]
 
 Output = dict[str, Any]
 
-_ERROR = "color:var(--jp-error-color1,#d9534f)"
 _REASONS: dict[str, str] = {
     "max_completion_tokens": "max tokens",
     "max_prompt_tokens": "prompt too long",
@@ -41,9 +40,6 @@ _STATUS_WORDS = {
 
 def status_text(snap: Snapshot, elapsed: float | None = None) -> str:
     """One line: status word, elapsed seconds, tokens, and the error if the run failed."""
-    if snap.status == "history":
-        count = len(snap.messages)
-        return f"history of {snap.thread_id} · {count} message{'s' * (count != 1)}"
     before, after = status_parts(snap, elapsed)
     return " · ".join([before, *([f"{elapsed:.1f} s"] if elapsed is not None else ()), *after])
 
@@ -128,7 +124,7 @@ def status_output(snap: Snapshot, elapsed: float | None = None) -> Output:
 
 def status_line(text: str, *, failed: bool = False, final: bool = False) -> Output:
     """One muted line (red when ``failed``), never typeset as math."""
-    style = f"{_ERROR if failed else MUTED};font-size:var(--jp-ui-font-size1,13px);padding:1px 0"
+    style = f"{ERROR if failed else MUTED};font-size:var(--jp-ui-font-size1,13px);padding:1px 0"
     final_class = " asst-final" if final else ""
     line = f'<div class="asst-status{final_class} {IGNORE_MATH}" style="{style}">'
     line += f"{html.escape(text)}</div>"

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from asst_magic.accumulate import Snapshot, apply
 from asst_magic.markup import close_fence, html_block
 from asst_magic.render import Renderer, render_text
-from asst_magic.sections import IGNORE_MATH, MUTED
+from asst_magic.sections import ERROR, IGNORE_MATH, MUTED
 from asst_magic.status import run_mark, status_line
 
 if TYPE_CHECKING:
@@ -38,7 +38,6 @@ Output = dict[str, Any]
 #: How many of the newest turns stay open: the last one, where the user left off.
 OPEN_TURNS = 1
 
-_ERROR = "color:var(--jp-error-color1,#d9534f)"
 # A rule above every turn, so each starts visibly even when folded.
 _TURN = "margin:14px 0 4px;padding:6px 0 0;border-top:2px solid var(--jp-border-color1,#bbb)"
 _SUMMARY = "cursor:pointer;padding:1px 0;overflow-wrap:anywhere"
@@ -127,8 +126,9 @@ def turn_output(turn: Turn, *, open_: bool, collapse: str = "code") -> Output:
     ]
     if full:
         chunks.append(html_block(_question_html(turn.text)))
-    outputs = Renderer(collapse).render(turn.snap)[:-1]  # the status line is the marks' place
-    chunks += [_chunk(output["data"]) for output in outputs]
+    # The blocks without the run's status line: the marks below take its place.
+    blocks = Renderer(collapse).blocks(turn.snap, None)
+    chunks += [_chunk(output["data"]) for _, block in blocks for output in block]
     for _, line, failed in turn.marks:
         chunks.append(html_block(status_line(line, failed=failed)["data"]["text/html"]))
     chunks.append("</details>")
@@ -158,7 +158,7 @@ def _question_line(text: str) -> tuple[str, bool]:
 def _summary(turn: Turn, head: str) -> str:
     who = "You" if turn.question is not None else "Assistant"
     marks = "".join(
-        f'<span class="asst-mark" style="{_ERROR if bad else MUTED}"> · {html.escape(short)}</span>'
+        f'<span class="asst-mark" style="{ERROR if bad else MUTED}"> · {html.escape(short)}</span>'
         for short, _, bad in turn.marks
     )
     text = html.escape(head) if turn.question is not None else ""
