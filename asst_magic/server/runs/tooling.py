@@ -111,9 +111,7 @@ def history_window(run: Obj, model: object = None) -> tuple[int | None, int | No
     return messages, chars
 
 
-def _conversation(
-    ctx: RunContext, window: tuple[int | None, int | None]
-) -> list[ConversationItem]:
+def _conversation(ctx: RunContext, window: tuple[int | None, int | None]) -> list[ConversationItem]:
     """The window of the thread, read newest first, in conversation order."""
     limit, budget = window
     newest: list[Obj] = []
@@ -298,12 +296,9 @@ class CodeRunner:
         return self._sandbox_files(dict.fromkeys(ids))
 
     def _sandbox_files(self, ids: dict[str, None]) -> list[SandboxFile]:
-        files = []
-        for file_id in ids:
-            file = self.ctx.store.get("file", file_id)
-            if file is not None:
-                files.append(SandboxFile(file["filename"], self.ctx.store.file_path(file_id)))
-        return files
+        store = self.ctx.store
+        found = store.get_many("file", ids)  # one query, not one per attached file
+        return [SandboxFile(found[i]["filename"], store.file_path(i)) for i in ids if i in found]
 
 
 def _failure(outcome: str, call: ToolCall) -> str:
