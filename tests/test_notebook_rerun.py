@@ -16,7 +16,7 @@ from typing import Any
 import nbformat
 import pytest
 from nbclient import NotebookClient
-from nbval.plugin import get_sanitize_patterns
+from nbval.plugin import coalesce_streams, get_sanitize_patterns
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 PATTERNS = get_sanitize_patterns((NOTEBOOKS / "nbval_sanitize.cfg").read_text())
@@ -25,9 +25,13 @@ NEW_THREAD = "New data directory (ASST_MAGIC_DATA_DIR changed), so a new thread:
 
 
 def sanitized(outputs: list[Any]) -> list[str]:
-    """Each output as nbval compares it: ids, times and scratch paths masked."""
+    """Each output as nbval compares it: streams merged, ids, times and scratch paths masked.
+
+    The kernel flushes stdout on a timer, so one print may arrive as one output or as
+    several; nbval merges them before it compares, and so does this.
+    """
     texts = []
-    for output in outputs:
+    for output in coalesce_streams(copy.deepcopy(outputs)):
         text = json.dumps(
             {k: v for k, v in output.items() if k != "execution_count"}, ensure_ascii=False
         )
