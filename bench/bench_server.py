@@ -39,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "serve
 from chat_replay_server import ChatReplayServer, Reply, chat_chunk, sse_body
 
 from asst_magic.server import ServerConfig, start_in_thread
-from asst_magic.server.launch import base_url, bind
+from asst_magic.server.listen import base_url, bind
 from asst_magic.sse import SSEDecoder
 
 CHUNKS = 20_000

@@ -13,7 +13,8 @@ from chat_replay_server import ChatReplayServer, Reply, chat_chunk, python_call_
 from server_support import client_for, write_cassette
 
 from asst_magic.server import ServerConfig, ServerHandle, spawn, start_in_thread
-from asst_magic.server.cli import build_parser, model_settings
+from asst_magic.server.arguments import build_parser
+from asst_magic.server.cli import model_settings
 
 SECRET = "sk-test-SECRET-0123456789"
 CODE = 'x = "6 * 7 = "\nprint(x + str(6 * 7))\n'

@@ -11,7 +11,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from asst_magic.server import ServerHandle
-from asst_magic.server.cli import build_parser
+from asst_magic.server.arguments import build_parser
 
 Start = Callable[..., ServerHandle]
 

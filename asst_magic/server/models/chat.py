@@ -18,7 +18,6 @@ import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
-from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -45,15 +44,13 @@ from asst_magic.server.models.chat_messages import (
     offers_code_interpreter,
 )
 from asst_magic.server.models.chat_stream import StreamTranslator, completion_as_chunk
+from asst_magic.server.models.endpoint import Endpoint, endpoint_from_env
 from asst_magic.sse import DONE, SSEDecoder
 
 __all__ = ["ChatCompletionsModel", "ChatModelProvider", "Endpoint", "endpoint_from_env"]
 
 log = logging.getLogger(__name__)
 
-OPENAI_URL = "https://api.openai.com/v1"
-DEFAULT_OPENAI_MODEL = "gpt-4o-mini"
-DEFAULT_AZURE_API_VERSION = "2024-10-21"
 # Local servers ignore the key, but the SDK insists on one; never fall back to OPENAI_API_KEY,
 # which would send the user's OpenAI key to whatever server the URL names.
 _NO_KEY = "no-key"
@@ -65,39 +62,6 @@ DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_IDLE_TIMEOUT = 60.0
 
 Sleep = Callable[[float], Awaitable[None]]
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    """Where the model lives; ``api_key`` never shows in the repr."""
-
-    base_url: str
-    api_key: str | None = field(default=None, repr=False)
-    model: str = ""
-    azure_api_version: str | None = None
-
-
-def endpoint_from_env(environ: Mapping[str, str]) -> Endpoint | None:
-    """The endpoint the environment configures, or ``None``.
-
-    In order: ``ASST_MAGIC_MODEL_URL`` (+ ``ASST_MAGIC_MODEL_API_KEY``); Azure's
-    ``AZURE_OPENAI_ENDPOINT`` / ``AZURE_OPENAI_API_KEY`` / ``AZURE_OPENAI_API_VERSION``
-    (the deployment is the model name); an OpenAI key alone means OpenAI's endpoint.
-    ``ASST_MAGIC_MODEL`` names the model in every case.
-    """
-    model = environ.get("ASST_MAGIC_MODEL", "")
-    own_key = environ.get("ASST_MAGIC_MODEL_API_KEY") or None
-    if environ.get("ASST_MAGIC_MODEL_URL"):
-        return Endpoint(environ["ASST_MAGIC_MODEL_URL"], own_key, model)
-    if environ.get("AZURE_OPENAI_ENDPOINT"):
-        key = environ.get("AZURE_OPENAI_API_KEY") or own_key
-        version = environ.get("AZURE_OPENAI_API_VERSION") or DEFAULT_AZURE_API_VERSION
-        return Endpoint(environ["AZURE_OPENAI_ENDPOINT"], key, model, version)
-    key = own_key or environ.get("OPENAI_API_KEY") or None
-    if key:
-        url = environ.get("OPENAI_BASE_URL") or OPENAI_URL
-        return Endpoint(url, key, model or DEFAULT_OPENAI_MODEL)
-    return None
 
 
 class ChatCompletionsModel:
