@@ -65,6 +65,28 @@ def test_each_backend_continues_its_own_thread(
     assert len(client.beta.threads.messages.list(remote).data) == 4
 
 
+def test_azure_settings_reach_an_assistants_server_as_the_azure_samples_do(
+    shell: Any, other_server: tuple[Any, str]
+) -> None:
+    # The Azure samples' variables, pointed at our own server (it also serves Azure's layout).
+    handle, assistant_id = other_server
+    magic = magics(shell)
+    magic.environ = {
+        **magic.environ,
+        "AZURE_OPENAI_ENDPOINT": handle.base_url.removesuffix("/v1"),
+        "AZURE_OPENAI_API_KEY": handle.token,
+        "AZURE_OPENAI_API_VERSION": "2024-05-01-preview",
+        "ASSISTANT_ID": assistant_id,
+    }
+    magic.backend = "auto"  # the variables alone select the assistants backend
+    outputs = cell(shell, "hello")
+    assert plain(outputs)[0] == "Hello **world**!"
+    assert plain(outputs)[-1].startswith("completed · ")
+    client = openai.OpenAI(base_url=handle.base_url, api_key=handle.token)
+    assert len(client.beta.threads.messages.list(thread_of(outputs)).data) == 2  # that server's
+    assert handle.token not in repr(outputs)
+
+
 def test_unknown_assistant_on_a_thread_posts_nothing_and_names_the_fix(
     shell: Any, local_server: Any
 ) -> None:

@@ -97,6 +97,9 @@ def create_app(
     app = Starlette(
         routes=[
             Mount("/v1", routes=routes),
+            # Azure OpenAI's layout, `{endpoint}/openai/...?api-version=`, as the Azure samples
+            # and AzureOpenAI clients send it: the same API (the api-version is not checked).
+            Mount("/openai", routes=routes),
             # Not part of the Assistants API: kept under its own prefix.
             Mount(variables.PREFIX, routes=variables.routes),
         ],

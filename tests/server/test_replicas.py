@@ -67,11 +67,19 @@ def start_thread(client: openai.OpenAI, text: str, **assistant: Any) -> tuple[st
     return created.id, thread.id
 
 
+def azure_client(handle: ServerHandle) -> openai.OpenAI:
+    """A client with Azure's layout (``/openai``) and key header (``api-key``)."""
+    root = handle.base_url.removesuffix("/v1")
+    return openai.AzureOpenAI(azure_endpoint=root, api_key=handle.token, api_version="2024-10-21")
+
+
+@pytest.mark.parametrize("layout", ["v1", "azure"])
 def test_tool_outputs_sent_to_the_other_replica_stream_the_run_in_order(
-    config: ServerConfig,
+    config: ServerConfig, layout: str
 ) -> None:
     with replica(config) as a, replica(other(config)) as b:
-        via_a, via_b = client_for(a), client_for(b)
+        via_a = client_for(a)
+        via_b = client_for(b) if layout == "v1" else azure_client(b)
         assistant_id, thread_id = start_thread(via_a, "Weather?", tools=[WEATHER_TOOL])
         run = via_a.beta.threads.runs.create_and_poll(
             thread_id=thread_id, assistant_id=assistant_id

@@ -1,5 +1,8 @@
 """ASGI middleware in front of every route: Host check, bearer token, and the body-size limit.
 
+The token comes as ``Authorization: Bearer …`` or, as Azure OpenAI clients send it,
+an ``api-key`` header.
+
 The server's own token is the admin's: it sees every object (and is the only
 token of a single-user server). A user's token (``asst-magic users add``)
 scopes the request to that user's objects.
@@ -61,7 +64,7 @@ class Guard:
         problem = self._host_problem(headers.get(b"host"))
         owner: str | None = None
         if problem is None:
-            problem, owner = self._authenticate(headers.get(b"authorization"))
+            problem, owner = self._authenticate(_credentials(headers))
         if problem is None and int(headers.get(b"content-length", b"0") or 0) > self._limit:
             problem = payload_too_large(self._limit)
         if problem is not None:
@@ -108,7 +111,9 @@ class Guard:
     def _authenticate(self, header: bytes | None) -> tuple[APIError | None, str | None]:
         """The problem with ``header`` (or None), and whose objects the request may see."""
         if header is None:
-            return unauthorized("You didn't provide an API key (no Authorization header)."), None
+            return unauthorized(
+                "You didn't provide an API key (no Authorization or api-key header)."
+            ), None
         scheme, _, value = header.partition(b" ")
         token = value.strip()
         if scheme.lower() == b"bearer" and hmac.compare_digest(token, self._token):
@@ -138,6 +143,17 @@ class Guard:
             return message
 
         return limited
+
+
+def _credentials(headers: dict[bytes, bytes]) -> bytes | None:
+    """The ``Authorization`` header; else Azure's ``api-key`` header, as a bearer token.
+
+    A request that has both is judged by ``Authorization`` alone.
+    """
+    if b"authorization" in headers:
+        return headers[b"authorization"]
+    key = headers.get(b"api-key")
+    return None if key is None else b"Bearer " + key
 
 
 def host_name(value: str) -> str:

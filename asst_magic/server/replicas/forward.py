@@ -28,8 +28,11 @@ __all__ = ["FORWARDED_HEADER", "Forwarder", "new_client"]
 log = logging.getLogger(__name__)
 
 FORWARDED_HEADER = b"x-asst-magic-forwarded"
-_RUN_PATH = re.compile(r"/v1/threads/[^/]+/runs/(?P<run>[^/]+)(/cancel|/submit_tool_outputs)?")
-_PASSED_HEADERS = {b"authorization", b"content-type", b"accept", b"openai-beta"}
+# Under /v1, or /openai (Azure's layout, with its api-key header).
+_RUN_PATH = re.compile(
+    r"/(v1|openai)/threads/[^/]+/runs/(?P<run>[^/]+)(/cancel|/submit_tool_outputs)?"
+)
+_PASSED_HEADERS = {b"authorization", b"api-key", b"content-type", b"accept", b"openai-beta"}
 _RELAYED_HEADERS = {"content-type", "cache-control", "openai-poll-after-ms"}
 
 
