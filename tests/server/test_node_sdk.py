@@ -1,8 +1,9 @@
 """The openai Node SDK, unchanged, against the server: the original samples' ways of streaming.
 
 ``tests/node/tour.mjs`` runs in Node with the SDK pinned in ``tests/node/package-lock.json``
-(the current major and the one before; ``npm ci --prefix tests/node`` installs them, as
-``.ci/run`` does) and prints what it saw as JSON; these tests check it.
+(the current major, the one before, and 4, which the samples were written for; ``npm ci
+--prefix tests/node`` installs them, as ``.ci/run`` does) and prints what it saw as JSON;
+these tests check it.
 """
 
 from __future__ import annotations
@@ -75,6 +76,8 @@ def tour(handle: ServerHandle, sdk: str, how: str) -> dict[str, Any]:
     [
         ("openai", "v1"),
         ("openai-6", "v1"),
+        ("openai-4", "v1"),  # the major the original samples were written for
+        ("openai-4", "azure-sample"),
         ("openai", "azure-sample"),  # the Azure samples' AZURE_OPENAI_* set-up, unchanged
         ("openai", "azure"),  # the SDK's AzureOpenAI class
     ],
@@ -83,7 +86,8 @@ def test_node_sdk_streams_runs_the_ways_the_samples_did(
     start_server: Callable[..., ServerHandle], sdk: str, how: str
 ) -> None:
     seen = tour(start_server(ENTRIES, code_interpreter=True), sdk, how)
-    assert (seen["sdk"], seen["how"]) == (sdk, how)
+    major = {"openai": "7", "openai-6": "6", "openai-4": "4"}[sdk]
+    assert (seen["sdk"], seen["how"], seen["version"].split(".")[0]) == (sdk, how, major)
 
     text = seen["text"]
     assert text["deltas"] == ["Hello", " **world**", "!"] and text["snapshotsAgree"]
@@ -97,6 +101,13 @@ def test_node_sdk_streams_runs_the_ways_the_samples_did(
     assert sorted(code["steps"]) == ["message_creation", "tool_calls"]
     for event in ("thread.run.step.delta", "thread.message.delta", "thread.run.completed"):
         assert event in code["events"]
+    # Every event of the helper fires, once per step, message, part and call.
+    assert code["helper"] == {
+        **dict.fromkeys(["messageCreated", "messageDone", "textCreated", "textDone"], 1),
+        **{"imageFileDone": 1, "runStepCreated": 2, "runStepDone": 2},
+        **{"toolCallCreated": 1, "end": 1},
+    }
+    assert code["finalSteps"] == ["tool_calls:completed", "message_creation:completed"]
 
     assert seen["functions"] == {
         "rounds": [["Oslo"], ["Rome", "Lima"]],
