@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from asst_magic.accumulate import Snapshot, call_result, code_calls, image_ids
+from asst_magic.citations import cite, searched_files, sources_line
 from asst_magic.markup import for_display
 from asst_magic.sections import IGNORE_MATH, MUTED, files_html, thought_html
 from asst_magic.status import status_line, status_output, status_parts, status_text
@@ -31,6 +32,7 @@ from asst_magic.work import (
     render_call,
     render_image,
     render_logs,
+    search_summary,
     work,
 )
 
@@ -160,9 +162,7 @@ class Renderer:
         return [*outputs, status]
 
 
-def render(
-    snap: Snapshot, elapsed: float | None = None, *, collapse: str = "code"
-) -> list[Output]:
+def render(snap: Snapshot, elapsed: float | None = None, *, collapse: str = "code") -> list[Output]:
     """The snapshot as notebook outputs: transcript blocks, then the status line."""
     return Renderer(collapse).render(snap, elapsed)
 
@@ -324,14 +324,16 @@ def _bundle_html(data: dict[str, Any]) -> str:
 
 
 def _linked_text(text: dict[str, Any], snap: Snapshot) -> str:
-    """The text with each ``file_path`` annotation pointing at the local copy of its file."""
+    """The text with each ``file_path`` annotation pointing at the local copy of its file,
+    and file citations numbered, their files listed under it (see ``citations``)."""
     value = str(text.get("value") or "")
     for note in text.get("annotations") or ():
         file_id = (note.get("file_path") or {}).get("file_id")
         local = snap.files.get(file_id or "", {}).get("path")
         if local and note.get("text"):
             value = value.replace(note["text"], local)
-    return value
+    value, sources = cite({**text, "value": value}, searched_files(snap.steps.values()))
+    return f"{value}\n\n{sources_line(sources)}" if sources else value
 
 
 # -- plain text -----------------------------------------------------------------------
@@ -381,6 +383,8 @@ def _call_text(call: dict[str, Any], snap: Snapshot, ended: bool) -> str:
         tail = f"\n{printed}" if printed else ""
         tail += f"\n→ {result}\n" if result is not None else ""
         return f"\nƒ {fn.get('name')}({fn.get('arguments') or ''}){tail}"
+    if call.get("type") == "file_search":
+        return f"\n{search_summary(call.get('file_search') or {}, active=not ended)}\n"
     return f"\n[{call.get('type')} tool call]\n"
 
 

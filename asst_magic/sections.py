@@ -129,6 +129,18 @@ def function_html(
     return details(summary, body, open_=open_, kind="function", tone=tone)
 
 
+def search_html(results: list[tuple[str, str]], summary: str, *, open_: bool) -> str:
+    """A file search: each result's ``label`` and, when there is one, its ``passage``."""
+    rows = []
+    for label, passage in results:
+        rows.append(f'<div style="{_PROSE}">{html.escape(label)}</div>')
+        if passage:
+            rows.append(f'<pre style="{_PRE}">{html.escape(_short(passage, 600))}</pre>')
+    if not results:
+        rows.append(f'<div style="{_PROSE}">No results listed by the server.</div>')
+    return details(html.escape(summary), "".join(rows), open_=open_, kind="search")
+
+
 def files_html(files: list[tuple[str, str | None]]) -> str:
     """Download chips: ``(name, saved path)`` each; a file not saved shows its name only."""
     chips = []

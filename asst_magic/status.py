@@ -64,9 +64,9 @@ def _status_word(snap: Snapshot, elapsed: float | None) -> str:
     if status == "in_progress" and snap.order and snap.order[-1][0] == "thought":
         return "thinking…"
     if status == "in_progress":
-        phase = _codephase(snap, elapsed)
-        if phase is not None:
-            return f"{phase} code…"
+        doing = _tool_phase(snap, elapsed)
+        if doing is not None:
+            return doing
     if status == "requires_action" and any(
         c.get("status") == "running" for c in snap.calls.values()
     ):
@@ -77,18 +77,21 @@ def _status_word(snap: Snapshot, elapsed: float | None) -> str:
     return _STATUS_WORDS.get(status, status)
 
 
-def _codephase(snap: Snapshot, elapsed: float | None) -> str | None:
-    """``writing`` or ``running`` while the last block is a code step in progress."""
+def _tool_phase(snap: Snapshot, elapsed: float | None) -> str | None:
+    """``writing code…``, ``running code…`` or ``searching files…`` while the last block is
+    such a step in progress."""
     if not snap.order or snap.order[-1][0] != "step":
         return None
     step = snap.steps[snap.order[-1][1]]
     calls = step.get("step_details", {}).get("tool_calls") or []
     if step.get("status") != "in_progress" or not calls:
         return None
+    if calls[-1].get("type") == "file_search":
+        return "searching files…"
     if calls[-1].get("type") != "code_interpreter":
         return None
     look = Look("none", elapsed)
-    return phase(calls[-1], step, snap, look, last=True)
+    return f"{phase(calls[-1], step, snap, look, last=True)} code…"
 
 
 _MARKS = {

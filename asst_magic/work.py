@@ -18,7 +18,7 @@ import json
 from typing import Any, NamedTuple
 
 from asst_magic.accumulate import TERMINAL_STATUSES, Snapshot, call_result
-from asst_magic.sections import code_html, error_html, function_html, logs_html
+from asst_magic.sections import code_html, error_html, function_html, logs_html, search_html
 from asst_magic.tracebacks import find_error
 
 __all__ = [
@@ -34,6 +34,7 @@ __all__ = [
     "render_call",
     "render_image",
     "render_logs",
+    "search_summary",
     "work",
 ]
 
@@ -92,6 +93,9 @@ def work(
 def phase(
     call: dict[str, Any], step: dict[str, Any], snap: Snapshot, look: Look, *, last: bool
 ) -> str:
+    if call.get("type") == "file_search":
+        step_over = step.get("status") not in (None, "in_progress")
+        return "done" if step_over or ended(snap) else "running"
     if call.get("type") == "function":
         state = snap.calls.get(call.get("id", ""), {})
         result = call_result(call.get("function") or {}, state)
@@ -120,6 +124,8 @@ def render_call(work: Work, snap: Snapshot) -> list[Output]:
         return _render_code(call.get("code_interpreter") or {}, work, snap)
     if kind == "function":
         return [_render_function(call, snap.calls.get(call.get("id", ""), {}), work)]
+    if kind == "file_search":
+        return [_render_search(call.get("file_search") or {}, work)]
     return [_display({"text/plain": f"[{kind} tool call]"})]
 
 
@@ -213,6 +219,36 @@ def _render_function(call: dict[str, Any], state: dict[str, Any], work: Work) ->
     plain += f"\n→ {result}" if result is not None else ""
     html_ = function_html(call, state, result, open_=work.state[2])
     return _display({"text/html": html_, "text/plain": plain})
+
+
+def _render_search(search: dict[str, Any], work: Work) -> Output:
+    """A file search: what it found (file, score, the passage when the server sent it)."""
+    summary = search_summary(search, active=work.state[0] in _ACTIVE)
+    results = search.get("results") or []
+    plain = summary + "".join(f"\n  {_result_label(r)}" for r in results)
+    body = search_html(
+        [(_result_label(r), _result_passage(r)) for r in results], summary, open_=work.state[2]
+    )
+    return _display({"text/html": body, "text/plain": plain})
+
+
+def search_summary(search: dict[str, Any], *, active: bool) -> str:
+    """``Searched files · 2 results`` (``Searching files…`` while it runs)."""
+    if active:
+        return "Searching files…"
+    found = len(search.get("results") or ())
+    return f"Searched files · {found} result{'s' * (found != 1)}" if found else "Searched files"
+
+
+def _result_label(result: dict[str, Any]) -> str:
+    name = result.get("file_name") or result.get("file_id") or "?"
+    score = result.get("score")
+    return f"{name} · score {score:.2f}" if isinstance(score, int | float) else str(name)
+
+
+def _result_passage(result: dict[str, Any]) -> str:
+    parts = result.get("content") or ()
+    return "\n".join(str(p.get("text") or "") for p in parts if p.get("type") == "text")
 
 
 def printed_text(state: dict[str, Any]) -> str:

@@ -15,7 +15,8 @@ from asst_magic.backends.assistants import AssistantsBackend, configured
 from asst_magic.backends.base import BackendError, RunRequest
 from asst_magic.backends.http import SDKBackend
 from asst_magic.functions import FunctionRegistry
-from asst_magic.render import render
+from asst_magic.render import render, render_text
+from asst_magic.sse import SSEDecoder
 
 VECTORS = Path(__file__).parent / "vectors" / "assistants"
 
@@ -65,6 +66,42 @@ def test_code_interpreter_run_renders_code_then_answer(
     )
     assert status["data"]["text/plain"] == "completed · 470 tokens"
     assert status["metadata"]["asst_magic"]["run_id"] == "run_hFJhXcOawW0kPuGK732XjIt9"
+
+
+def test_file_search_run_shows_what_was_searched_and_numbers_the_citation(
+    replay: Callable[..., Any], tmp_path: Path
+) -> None:
+    snap = run(replay("file-search.3.sse"), tmp_path)
+    search, answer, status = render(snap)
+    assert search["data"]["text/plain"] == (
+        "Searched files · 1 result\n  favorite_foods.txt · score 0.68"
+    )
+    shown = search["data"]["text/html"]
+    assert shown.startswith('<details class="asst-section asst-search')
+    assert "Searched files · 1 result</summary>" in shown and " open>" not in shown  # folded
+    assert "- Filip Carola: cake</pre>" in shown  # the passage the search found
+    # The raw 【4:0†favorite_foods.txt】 marker becomes a number, its file listed below.
+    assert answer["data"]["text/markdown"] == (
+        "Filip's favorite food is cake[1].\n\nSources: [1] favorite_foods.txt"
+    )
+    assert status["data"]["text/plain"] == "completed · 2068 tokens"
+    assert render_text(snap) == (
+        "\nSearched files · 1 result\n"
+        "Filip's favorite food is cake[1].\n\nSources: [1] favorite_foods.txt"
+    )
+
+
+def test_a_file_search_in_progress_says_so() -> None:
+    events = SSEDecoder().feed((VECTORS / "file-search.3.sse").read_bytes())
+    snap = Snapshot()
+    for name, data in events:
+        apply(snap, name, json.loads(data))
+        if name == "thread.run.step.delta":
+            break  # the search has started; its step is not completed yet
+    search, status = render(snap)
+    assert search["data"]["text/plain"] == "Searching files…"
+    assert " open>" in search["data"]["text/html"]  # open while it runs
+    assert status["data"]["text/plain"].startswith("searching files…")
 
 
 def test_image_run_fetches_the_image_and_links_the_file(
