@@ -65,8 +65,9 @@ def test_files_the_code_writes_are_offered_under_their_own_names(
     second = cell(shell, "write another summary")  # same name, new content: kept apart
     [chips] = [o for o in second if o["data"]["text/plain"].startswith("Files: ")]
     assert chips["data"]["text/plain"] == "Files: assistant_files/summary (2).csv"
-    assert 'href="assistant_files/summary%20%282%29.csv" download="summary (2).csv"' in (
-        chips["data"]["text/html"]
+    assert (
+        'href="assistant_files/summary%20%282%29.csv" download="summary (2).csv"'
+        in (chips["data"]["text/html"])
     )
     assert (saved / "summary (2).csv").read_text() == "year,total\n2024,2\n"
     cell(shell, "plot it")  # plots are shown, not saved beside the notebook

@@ -98,8 +98,9 @@ def test_function_call_shows_name_pretty_arguments_status_and_result() -> None:
     )
     out = render(snap)[0]
     assert out["data"]["text/plain"] == 'ƒ get_weather({\n  "city": "Paris"\n}) · done\n→ sunny'
-    assert "<code>get_weather(city=&#x27;Paris&#x27;)</code> → &#x27;sunny&#x27;" in (
-        out["data"]["text/html"]
+    assert (
+        "<code>get_weather(city=&#x27;Paris&#x27;)</code> → &#x27;sunny&#x27;"
+        in (out["data"]["text/html"])
     )
 
 

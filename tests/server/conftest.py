@@ -62,9 +62,7 @@ def database_url(store_kind: str, request: pytest.FixtureRequest) -> str | None:
 
 
 @pytest.fixture
-def start_server(
-    tmp_path: Path, database_url: str | None
-) -> Iterator[Callable[..., ServerHandle]]:
+def start_server(tmp_path: Path, database_url: str | None) -> Iterator[Callable[..., ServerHandle]]:
     """Start servers over cassettes; every one is stopped at teardown."""
     handles: list[ServerHandle] = []
 

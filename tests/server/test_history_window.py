@@ -136,4 +136,3 @@ def test_the_active_run_check_costs_the_same_after_1000_runs(tmp_path: Path) -> 
     short, long = _instructions(store, check("short")), _instructions(store, check("long"))
     assert long <= short + 20, (short, long)  # an index seek, not a walk over 1,000 runs
     store.close()
-
