@@ -7,14 +7,16 @@ and takes the token from an ``api-key`` header as well as from ``Authorization``
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import openai
 import pytest
 from openai import AssistantEventHandler
 from server_support import Entry
+from test_users import add_users
 
-from asst_magic.server import ServerHandle
+from asst_magic.server import ServerConfig, ServerHandle, start_in_thread
 
 API_VERSION = "2024-05-01-preview"
 HELLO: list[Entry] = [{"user": "hello", "turns": [{"text": ["Hello", " **world**", "!"]}]}]
@@ -106,3 +108,16 @@ def test_a_bearer_token_wins_over_an_api_key_header(
     assert httpx2.get(url, headers=good).status_code == 200
     bad = {"Authorization": "Bearer stale", "api-key": handle.token}
     assert httpx2.get(url, headers=bad).status_code == 401
+
+
+def test_a_users_token_works_as_an_api_key_and_sees_only_their_objects(tmp_path: Path) -> None:
+    config = ServerConfig(data_dir=tmp_path / "data", code_interpreter=False)
+    with start_in_thread(config) as handle:
+        (ada_token,) = add_users(config, "ada")
+        admin = openai.OpenAI(base_url=handle.base_url, api_key=handle.token)
+        admin.beta.assistants.create(model="replay")
+        ada = openai.AzureOpenAI(
+            azure_endpoint=endpoint(handle), api_key=ada_token, api_version=API_VERSION
+        )
+        mine = ada.beta.assistants.create(model="replay")
+        assert [a.id for a in ada.beta.assistants.list().data] == [mine.id]
