@@ -104,10 +104,9 @@ class AssistantSettings(Magics):
 
     def _code_settings(self) -> tuple[str, bool]:
         """The local server's code sandbox mode and network switch (setting, else env)."""
-        env = self.environ
-        mode = self.code_sandbox or env.get("ASST_MAGIC_CODE_SANDBOX") or "auto"
-        network = env.get("ASST_MAGIC_CODE_NETWORK", "").strip().lower() in ("1", "true", "yes")
-        return mode, self.code_network or network
+        from asst_magic.server.config import code_switches  # only the local backend asks
+
+        return code_switches(self.code_sandbox, self.code_network, self.environ)
 
     def _model(self) -> str:
         """The ``model`` setting, or what the environment implies (see its help)."""

@@ -10,6 +10,8 @@ from asst_magic.server.config import (
     GATEWAY_KERNELSPEC_ENV,
     GATEWAY_TOKEN_ENV,
     GATEWAY_URL_ENV,
+    NETWORK_ENV,
+    SANDBOX_ENV,
 )
 from asst_magic.server.launch import DATABASE_URL_ENV, MODEL_KEY_ENV, TOKEN_ENV
 from asst_magic.server.users_command import add_users_parser
@@ -17,16 +19,12 @@ from asst_magic.server.users_command import add_users_parser
 __all__ = [
     "CONNECT_TIMEOUT_ENV",
     "IDLE_TIMEOUT_ENV",
-    "NETWORK_ENV",
     "RECORD_ENV",
-    "SANDBOX_ENV",
     "build_parser",
 ]
 
 DESCRIPTION = "``asst-magic serve``: run the local Assistants API server in the foreground."
 RECORD_ENV = "ASST_MAGIC_RECORD_CASSETTE"
-SANDBOX_ENV = "ASST_MAGIC_CODE_SANDBOX"
-NETWORK_ENV = "ASST_MAGIC_CODE_NETWORK"
 CONNECT_TIMEOUT_ENV = "ASST_MAGIC_MODEL_CONNECT_TIMEOUT"
 IDLE_TIMEOUT_ENV = "ASST_MAGIC_MODEL_IDLE_TIMEOUT"
 

@@ -16,9 +16,7 @@ import platformdirs
 from asst_magic.server.arguments import (
     CONNECT_TIMEOUT_ENV,
     IDLE_TIMEOUT_ENV,
-    NETWORK_ENV,
     RECORD_ENV,
-    SANDBOX_ENV,
     build_parser,
 )
 from asst_magic.server.config import (
@@ -26,6 +24,7 @@ from asst_magic.server.config import (
     GATEWAY_TOKEN_ENV,
     GATEWAY_URL_ENV,
     ServerConfig,
+    code_switches,
 )
 from asst_magic.server.ids import new_token
 from asst_magic.server.launch import (
@@ -68,6 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     model = model_settings(args, os.environ)
     timeouts = _timeouts(parser, args, os.environ)
     record = args.record_cassette or _env_path(os.environ.get(RECORD_ENV))
+    sandbox, network = code_switches(args.code_sandbox, args.code_network, os.environ)
     if record is not None and model.get("model_url") is None:
         parser.error(
             "--record-cassette (or $ASST_MAGIC_RECORD_CASSETTE) records a live model: "
@@ -89,8 +89,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         code_pool_size=args.code_pool_size,
         code_max_kernels=args.code_max_kernels,
         code_max_processes=args.code_max_processes,
-        code_sandbox=args.code_sandbox or os.environ.get(SANDBOX_ENV) or "auto",
-        code_network=bool(args.code_network) or _truthy(os.environ.get(NETWORK_ENV)),
+        code_sandbox=sandbox,
+        code_network=network,
         code_max_output_chars=args.code_max_output_chars,
         code_memory_limit_bytes=args.code_memory_limit_mb * 1024**2 or None,
         context_tokens=args.context_tokens,
@@ -109,10 +109,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except StartupError as exc:  # the user's to fix: a message, not a traceback
         print(f"asst-magic serve: error: {exc}", file=sys.stderr)
         return 2
-
-
-def _truthy(value: str | None) -> bool:
-    return (value or "").strip().lower() in ("1", "true", "yes", "on")
 
 
 def _timeouts(

@@ -2,14 +2,39 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["GATEWAY_KERNELSPEC_ENV", "GATEWAY_TOKEN_ENV", "GATEWAY_URL_ENV", "ServerConfig"]
+__all__ = [
+    "GATEWAY_KERNELSPEC_ENV",
+    "GATEWAY_TOKEN_ENV",
+    "GATEWAY_URL_ENV",
+    "NETWORK_ENV",
+    "SANDBOX_ENV",
+    "ServerConfig",
+    "code_switches",
+]
 
 GATEWAY_URL_ENV = "ASST_MAGIC_KERNEL_GATEWAY_URL"
 GATEWAY_TOKEN_ENV = "ASST_MAGIC_KERNEL_GATEWAY_TOKEN"
 GATEWAY_KERNELSPEC_ENV = "ASST_MAGIC_KERNEL_GATEWAY_KERNELSPEC"
+SANDBOX_ENV = "ASST_MAGIC_CODE_SANDBOX"
+NETWORK_ENV = "ASST_MAGIC_CODE_NETWORK"
+
+
+def code_switches(
+    sandbox: str | None, network: bool | None, environ: Mapping[str, str]
+) -> tuple[str, bool]:
+    """The code sandbox mode and network switch: as given, else from the environment.
+
+    ``$ASST_MAGIC_CODE_SANDBOX`` else ``auto``; the network is on when asked for or
+    when ``$ASST_MAGIC_CODE_NETWORK`` is 1, true, yes or on. The magic and
+    ``asst-magic serve`` both read them here, so they agree on what a value means.
+    """
+    mode = sandbox or environ.get(SANDBOX_ENV) or "auto"
+    switched = environ.get(NETWORK_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+    return mode, bool(network) or switched
 
 
 @dataclass(frozen=True)
