@@ -93,9 +93,6 @@ def work(
 def phase(
     call: dict[str, Any], step: dict[str, Any], snap: Snapshot, look: Look, *, last: bool
 ) -> str:
-    if call.get("type") == "file_search":
-        step_over = step.get("status") not in (None, "in_progress")
-        return "done" if step_over or ended(snap) else "running"
     if call.get("type") == "function":
         state = snap.calls.get(call.get("id", ""), {})
         result = call_result(call.get("function") or {}, state)
@@ -104,6 +101,8 @@ def phase(
         return "done" if ended(snap) else str(state.get("status") or "requested")
     if step.get("status") not in (None, "in_progress") or ended(snap):
         return "done"
+    if call.get("type") == "file_search":
+        return "running"
     ci = call.get("code_interpreter") or {}
     if ci.get("outputs") or not last:
         return "running"
