@@ -24,6 +24,8 @@ __all__ = [
     "Entry",
     "ReplicaSet",
     "SlowRequest",
+    "azure_client",
+    "azure_endpoint",
     "client_for",
     "sse_events",
     "write_cassette",
@@ -72,6 +74,23 @@ class Alternating(httpx2.BaseTransport):
 
     def close(self) -> None:
         self._inner.close()
+
+
+def azure_endpoint(handle: ServerHandle) -> str:
+    """What a user sets ``AZURE_OPENAI_ENDPOINT`` to: the server's root, without ``/v1``."""
+    return handle.base_url.removesuffix("/v1")
+
+
+def azure_client(
+    handle: ServerHandle, key: str | None = None, version: str = "2024-05-01-preview"
+) -> openai.OpenAI:
+    """The SDK's ``AzureOpenAI`` pointed at ``handle``: ``/openai`` paths, ``api-key`` header."""
+    return openai.AzureOpenAI(
+        azure_endpoint=azure_endpoint(handle),
+        api_key=key or handle.token,
+        api_version=version,
+        max_retries=0,
+    )
 
 
 def client_for(handle: ServerHandle) -> openai.OpenAI:

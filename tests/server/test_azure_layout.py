@@ -13,18 +13,13 @@ from typing import Any
 import openai
 import pytest
 from openai import AssistantEventHandler
-from server_support import Entry
+from server_support import Entry, azure_client, azure_endpoint
 from test_users import add_users
 
 from asst_magic.server import ServerConfig, ServerHandle, start_in_thread
 
 API_VERSION = "2024-05-01-preview"
 HELLO: list[Entry] = [{"user": "hello", "turns": [{"text": ["Hello", " **world**", "!"]}]}]
-
-
-def endpoint(handle: ServerHandle) -> str:
-    """What a user sets ``AZURE_OPENAI_ENDPOINT`` to: the server's root, without ``/v1``."""
-    return handle.base_url.removesuffix("/v1")
 
 
 class Collect(AssistantEventHandler):
@@ -52,10 +47,10 @@ def converse(client: openai.OpenAI) -> tuple[list[str], list[str]]:
 
 def test_the_azure_client_works_unchanged(start_server: Callable[..., ServerHandle]) -> None:
     handle = start_server(HELLO)
-    client = openai.AzureOpenAI(
-        azure_endpoint=endpoint(handle), api_key=handle.token, api_version=API_VERSION
+    assert converse(azure_client(handle, version=API_VERSION)) == (
+        ["Hello", " **world**", "!"],
+        ["hello", "Hello **world**!"],
     )
-    assert converse(client) == (["Hello", " **world**", "!"], ["hello", "Hello **world**!"])
 
 
 def test_the_azure_samples_client_settings_work_unchanged(
@@ -66,7 +61,7 @@ def test_the_azure_samples_client_settings_work_unchanged(
     key = handle.token
     client = openai.OpenAI(
         api_key=key,
-        base_url=f"{endpoint(handle).rstrip('/')}/openai",
+        base_url=f"{azure_endpoint(handle).rstrip('/')}/openai",
         default_query={"api-version": API_VERSION},
         default_headers={"api-key": key},
     )
@@ -87,7 +82,7 @@ def test_a_wrong_or_missing_api_key_is_refused(
 
     handle = start_server()
     response = httpx2.get(
-        f"{endpoint(handle)}/openai/assistants",
+        f"{azure_endpoint(handle)}/openai/assistants",
         params={"api-version": API_VERSION},
         headers=headers,
     )
@@ -103,7 +98,7 @@ def test_a_bearer_token_wins_over_an_api_key_header(
     import httpx2
 
     handle = start_server()
-    url = f"{endpoint(handle)}/openai/assistants"
+    url = f"{azure_endpoint(handle)}/openai/assistants"
     good = {"Authorization": f"Bearer {handle.token}", "api-key": "stale"}
     assert httpx2.get(url, headers=good).status_code == 200
     bad = {"Authorization": "Bearer stale", "api-key": handle.token}
@@ -116,8 +111,6 @@ def test_a_users_token_works_as_an_api_key_and_sees_only_their_objects(tmp_path:
         (ada_token,) = add_users(config, "ada")
         admin = openai.OpenAI(base_url=handle.base_url, api_key=handle.token)
         admin.beta.assistants.create(model="replay")
-        ada = openai.AzureOpenAI(
-            azure_endpoint=endpoint(handle), api_key=ada_token, api_version=API_VERSION
-        )
+        ada = azure_client(handle, ada_token, API_VERSION)
         mine = ada.beta.assistants.create(model="replay")
         assert [a.id for a in ada.beta.assistants.list().data] == [mine.id]

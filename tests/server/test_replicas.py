@@ -11,7 +11,7 @@ from typing import Any
 
 import openai
 import pytest
-from server_support import client_for, write_cassette
+from server_support import azure_client, client_for, write_cassette
 
 from asst_magic.server import ServerConfig, ServerHandle, spawn, start_in_thread
 from asst_magic.server.store import open_store
@@ -65,12 +65,6 @@ def start_thread(client: openai.OpenAI, text: str, **assistant: Any) -> tuple[st
     created = client.beta.assistants.create(model="replay", **assistant)
     thread = client.beta.threads.create(messages=[{"role": "user", "content": text}])
     return created.id, thread.id
-
-
-def azure_client(handle: ServerHandle) -> openai.OpenAI:
-    """A client with Azure's layout (``/openai``) and key header (``api-key``)."""
-    root = handle.base_url.removesuffix("/v1")
-    return openai.AzureOpenAI(azure_endpoint=root, api_key=handle.token, api_version="2024-10-21")
 
 
 @pytest.mark.parametrize("layout", ["v1", "azure"])
